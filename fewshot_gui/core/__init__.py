@@ -1,0 +1,1 @@
+"""The pure core: everything the app knows, with no Qt."""

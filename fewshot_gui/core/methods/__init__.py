@@ -1,0 +1,1 @@
+"""Few-shot methods, one file each, all with the surface of `FewShotClassifier`."""

@@ -1,0 +1,1 @@
+"""Widgets, item models and dialogs: wiring, not logic."""

@@ -1,0 +1,1 @@
+"""Thin Qt bridge (QtCore only): runs core generators off the GUI thread."""
