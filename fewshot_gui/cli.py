@@ -1,0 +1,314 @@
+"""The headless command `fewshot`: train, evaluate, list models, label and undo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .core.errors import FewShotError
+
+
+class ProgressBar:
+    """One redrawn line on a terminal, a line every few seconds elsewhere (logs, CI)."""
+
+    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr) -> None:
+        self.label, self.total, self.stream = label, total, stream
+        self.started = time.perf_counter()
+        self._last_line = 0.0
+        self._tty = stream.isatty()
+
+    def update(self, done: int, extra: str = "") -> None:
+        now = time.perf_counter()
+        if not self._tty and now - self._last_line < 5 and done < self.total:
+            return
+        self._last_line = now
+        fraction = done / self.total if self.total else 1.0
+        elapsed = now - self.started
+        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        bar = "#" * int(24 * fraction)
+        line = (
+            f"{self.label} [{bar:<24}] {done}/{self.total} "
+            f"{elapsed:.0f}s elapsed, {eta:.0f}s left {extra}"
+        )
+        if self._tty:
+            self.stream.write("\r\x1b[2K" + line)
+            if done >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextmanager
+def interrupt_cancels(cancel: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C asks the job to stop cleanly; a second one stops at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        cancel()
+        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _add_episode_args(parser: argparse.ArgumentParser, way: int, shot: int, query: int) -> None:
+    parser.add_argument("--way", type=int, default=way, help="classes per episode (N)")
+    parser.add_argument("--shot", type=int, default=shot, help="examples per class (K)")
+    parser.add_argument("--query", type=int, default=query, help="queries per class (Q)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fewshot", description="Few-shot image labeling with ProtoNet and MAML."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="meta-train a model on a folder-per-class dataset")
+    train.add_argument("--method", choices=("protonet", "maml"), default="protonet")
+    train.add_argument("--backbone", default="conv4", help="conv4, conv4-rgb84 or lite0")
+    train.add_argument("--neck", default="", help="'', affine, linear:D or mlp:H,D")
+    train.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
+    train.add_argument("--data", type=Path, required=True, help="folder of class folders")
+    val = train.add_mutually_exclusive_group()
+    val.add_argument("--val-data", type=Path, help="separate folder of validation classes")
+    val.add_argument(
+        "--val-holdout",
+        type=int,
+        default=5,
+        help="hold out the K top-level folders with the fewest classes (default 5)",
+    )
+    _add_episode_args(train, way=20, shot=5, query=15)
+    train.add_argument("--val-way", type=int, default=5)
+    train.add_argument("--val-shot", type=int, default=1)
+    train.add_argument("--val-query", type=int, default=15)
+    train.add_argument("--episodes", type=int, default=1000, help="meta-iterations to run")
+    train.add_argument("--tasks-per-step", type=int, default=1, help="tasks per outer step")
+    train.add_argument("--lr", type=float, default=1e-3, help="outer (Adam) learning rate")
+    train.add_argument("--lr-decay-every", type=int, default=2000)
+    train.add_argument("--lr-decay", type=float, default=0.5)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--val-every", type=int, default=250)
+    train.add_argument("--val-episodes", type=int, default=200)
+    train.add_argument("--inner-steps", type=int, default=5, help="MAML steps while training")
+    train.add_argument("--test-inner-steps", type=int, default=10, help="MAML steps at test")
+    train.add_argument("--inner-lr", type=float, default=0.4, help="MAML inner learning rate")
+    train.add_argument("--first-order", action="store_true", help="first-order MAML")
+    train.add_argument("--rotations", action="store_true", help="rotated classes as new ones")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, required=True, help="run folder (best/ and last/)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    train.add_argument("--name", help="model name on the card (default: the folder's name)")
+    train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("eval", help="episodic accuracy with a 95%% interval")
+    evaluate.add_argument("--model", required=True, help="installed model name or folder")
+    evaluate.add_argument("--data", type=Path, required=True, help="folder of class folders")
+    _add_episode_args(evaluate, way=5, shot=1, query=15)
+    evaluate.add_argument("--episodes", type=int, default=1000)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=run_eval)
+
+    models = commands.add_parser("models", help="list installed models with their cards")
+    models.add_argument("--json", action="store_true", help="print the cards as JSON")
+    models.set_defaults(run=run_models)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .core.config import EpisodeConfig, ModelConfig, TrainConfig
+    from .core.datasets import ImagePool
+    from .core.jobs import CancelToken
+    from .core.paths import cache_dir
+    from .core.training import Checkpointed, TrainProgress, Validated, meta_train
+
+    config = TrainConfig(
+        model=ModelConfig(
+            method=args.method,
+            backbone=args.backbone,
+            neck=args.neck,
+            metric=args.metric,
+            inner_steps=args.inner_steps,
+            inner_lr=args.inner_lr,
+            test_inner_steps=args.test_inner_steps,
+            first_order=args.first_order,
+        ),
+        episode=EpisodeConfig(args.way, args.shot, args.query),
+        val_episode=EpisodeConfig(args.val_way, args.val_shot, args.val_query),
+        episodes=args.episodes,
+        tasks_per_step=args.tasks_per_step,
+        lr=args.lr,
+        lr_decay_every=args.lr_decay_every,
+        lr_decay=args.lr_decay,
+        weight_decay=args.weight_decay,
+        val_every=args.val_every,
+        val_episodes=args.val_episodes,
+        rotations=args.rotations,
+        seed=args.seed,
+    )
+    pool = ImagePool.from_folder(args.data)
+    if args.val_data is not None:
+        train_pool, val_pool = pool, ImagePool.from_folder(args.val_data)
+    else:
+        train_pool, val_pool = pool.split_holdout_groups(args.val_holdout)
+    print(
+        f"training {len(train_pool.class_names)} classes, "
+        f"validating on {len(val_pool.class_names)} held-out classes",
+        file=sys.stderr,
+    )
+    card = {
+        "name": args.name or args.out.name,
+        "command": "fewshot " + shlex.join(sys.argv[1:]),
+    }
+    token = CancelToken()
+    bar = ProgressBar("train", config.episodes)
+    job = meta_train(
+        config,
+        train_pool,
+        val_pool,
+        args.out,
+        resume=args.resume,
+        cancel=token,
+        cache_dir=cache_dir(),
+        card=card,
+    )
+    with interrupt_cancels(token.cancel):
+        result = _drive(
+            job,
+            bar,
+            {
+                TrainProgress: lambda e: bar.update(
+                    e.episode,
+                    f"loss {e.loss:.3f} acc {e.accuracy:.1f}% {e.episodes_per_second:.2f} ep/s",
+                ),
+                Validated: lambda e: _print_line(
+                    bar,
+                    f"validation at {e.episode}: {e.result.accuracy:.2f}% ± {e.result.ci95:.2f}"
+                    + (" (best)" if e.best else ""),
+                ),
+                Checkpointed: lambda e: None,
+            },
+        )
+    status = "stopped" if result.cancelled else "done"
+    best = f"{result.best.accuracy:.2f}% ± {result.best.ci95:.2f}" if result.best else "none"
+    print(
+        f"{status} after {result.episodes_done} episodes in {result.seconds:.0f}s; "
+        f"best validation {best} at episode {result.best_episode}; model in {args.out / 'best'}"
+        + ("; resume with --resume" if result.cancelled else ""),
+        file=sys.stderr,
+    )
+    return 130 if result.cancelled else 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .core.checkpoint import load_model
+    from .core.config import EpisodeConfig
+    from .core.datasets import ImagePool
+    from .core.evaluation import EvalProgress, evaluate
+    from .core.jobs import CancelToken
+    from .core.paths import cache_dir
+
+    loaded = load_model(args.model)
+    pool = ImagePool.from_folder(args.data)
+    episode = EpisodeConfig(args.way, args.shot, args.query)
+    token = CancelToken()
+    bar = ProgressBar("eval", args.episodes)
+    job = evaluate(
+        loaded.model,
+        loaded.spec,
+        pool,
+        episode,
+        args.episodes,
+        args.seed,
+        cancel=token,
+        cache_dir=cache_dir(),
+    )
+    with interrupt_cancels(token.cancel):
+        result = _drive(
+            job,
+            bar,
+            {
+                EvalProgress: lambda e: bar.update(e.done, f"acc {e.accuracy:.2f}%"),
+            },
+        )
+    if args.json:
+        print(json.dumps({"model": loaded.name, "data": str(args.data), **result.to_dict()}))
+    else:
+        print(
+            f"{loaded.name}: {result.way}-way {result.shot}-shot, {result.episodes} episodes: "
+            f"{result.accuracy:.2f}% ± {result.ci95:.2f} (95% interval)"
+        )
+    return 130 if token.cancelled else 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from .core.checkpoint import list_models
+
+    models = list_models()
+    if args.json:
+        print(json.dumps(dict(models), indent=2))
+        return 0
+    if not models:
+        print("no models installed")
+    for name, card in models:
+        model = card.get("model", {})
+        best = (card.get("validation") or {}).get("best") or {}
+        score = (
+            f"{best['accuracy']:.1f}% {best['way']}-way {best['shot']}-shot"
+            if "accuracy" in best
+            else "not validated"
+        )
+        print(f"{name:<28} {model.get('method', '?'):<9} {model.get('backbone', '?'):<12} {score}")
+    return 0
+
+
+def _print_line(bar: ProgressBar, text: str) -> None:
+    if bar.stream.isatty():
+        bar.close()
+    print(text, file=sys.stderr)
+
+
+def _drive(job: Any, bar: ProgressBar, handlers: dict[type, Callable[[Any], None]]) -> Any:
+    """Run a core generator, showing its events; stages go to stderr as plain lines."""
+    from .core.evaluation import Stage
+    from .core.jobs import drive
+
+    def show(event: object) -> None:
+        if isinstance(event, Stage):
+            print(event.message, file=sys.stderr)
+        elif type(event) in handlers:
+            handlers[type(event)](event)
+
+    return drive(job, show)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except FewShotError as error:
+        print(f"fewshot: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Backbones by name: each declares its input size, channels and normalization."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone needs as input and what it gives back.
+
+    `mean` and `std` are per channel on pixel values scaled to [0, 1]; `invert` flips
+    grayscale images first (Omniglot strokes are dark on white, the network wants them bright).
+    `pretrained` backbones come with weights from an installed package and stay frozen.
+    """
+
+    name: str
+    input_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    feature_dim: int
+    build: Callable[[], nn.Module]
+    pretrained: bool = False
+    invert: bool = False
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 conv with 64 filters, batch norm, ReLU, 2x2 max-pool (Snell et al.; Finn et al.)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+    )
+
+
+class Conv4(nn.Module):
+    """The Conv-4 embedding: four conv blocks, flattened. (N, C, H, W) -> (N, 64 * H/16 * W/16)."""
+
+    def __init__(self, in_channels: int = 1, hidden: int = 64) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            conv_block(in_channels, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
+            conv_block(hidden, hidden),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.blocks(images).flatten(1)
+
+
+class FrozenLite0(nn.Module):
+    """EfficientNet-Lite0 with its ImageNet weights, frozen and always in eval mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from .efficientnet_lite import build_lite0
+
+        self.net = build_lite0(pretrained=True)
+        self.net.requires_grad_(False)
+        self.net.eval()
+
+    def train(self, mode: bool = True) -> FrozenLite0:
+        # Batch-norm statistics of pretrained weights must never drift.
+        super().train(mode)
+        self.net.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+
+def _lite0_spec() -> BackboneSpec:
+    from .efficientnet_lite import LITE0_INPUT_SIZE, LITE0_MEAN, LITE0_STD
+
+    return BackboneSpec(
+        name="lite0",
+        input_size=LITE0_INPUT_SIZE,
+        channels=3,
+        mean=LITE0_MEAN,
+        std=LITE0_STD,
+        feature_dim=1280,
+        build=FrozenLite0,
+        pretrained=True,
+    )
+
+
+_REGISTRY: dict[str, Callable[[], BackboneSpec]] = {
+    "conv4": lambda: BackboneSpec(
+        name="conv4",
+        input_size=28,
+        channels=1,
+        mean=(0.0,),
+        std=(1.0,),
+        feature_dim=64,
+        build=lambda: Conv4(in_channels=1),
+        invert=True,
+    ),
+    "conv4-rgb84": lambda: BackboneSpec(
+        name="conv4-rgb84",
+        input_size=84,
+        channels=3,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        feature_dim=64 * 5 * 5,
+        build=lambda: Conv4(in_channels=3),
+    ),
+    "lite0": _lite0_spec,
+}
+
+
+def backbone_names() -> list[str]:
+    """The registered backbone names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The spec registered under `name`; a `ConfigError` lists the choices otherwise."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ConfigError(
+            f"unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}"
+        ) from None
+
+
+class Affine(nn.Module):
+    """A learned per-feature shift and scale: (N, D) -> (N, D), the identity at start."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(dim))
+        self.scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.shift) * self.scale
+
+
+def build_neck(neck: str, in_dim: int) -> tuple[nn.Module, int]:
+    """A small trainable part on top of a backbone, and its output size.
+
+    "" is none, "affine" a per-feature shift and scale, "linear:D" one linear map to D,
+    "mlp:H,D" a hidden ReLU layer of H then a linear map to D.
+    """
+    kind, _, sizes = neck.partition(":")
+    try:
+        dims = [int(size) for size in sizes.split(",")] if sizes else []
+    except ValueError:
+        dims = [-1]
+    if kind == "" and not dims:
+        return nn.Identity(), in_dim
+    if kind == "affine" and not dims:
+        return Affine(in_dim), in_dim
+    if kind == "linear" and len(dims) == 1 and dims[0] > 0:
+        return nn.Linear(in_dim, dims[0]), dims[0]
+    if kind == "mlp" and len(dims) == 2 and min(dims) > 0:
+        hidden, out = dims
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out)), out
+    raise ConfigError(f"unknown neck {neck!r}; use '', 'affine', 'linear:D' or 'mlp:H,D'")
+
+
+class Encoder(nn.Module):
+    """Backbone then neck: (N, C, H, W) -> (N, D).
+
+    While `skip_backbone` is set the input is taken as backbone features already, which lets
+    training on a frozen pretrained backbone compute those features once.
+    """
+
+    def __init__(self, backbone: nn.Module, neck: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.skip_backbone = False
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = images if self.skip_backbone else self.backbone(images)
+        return self.neck(features)

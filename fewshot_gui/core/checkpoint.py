@@ -1,0 +1,192 @@
+"""Checkpoints: weights in safetensors plus a JSON card; nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from .backbones import BackboneSpec, get_backbone
+from .config import ModelConfig, from_dict, to_dict
+from .errors import CheckpointError, ConfigError
+from .methods import FewShotClassifier, build_model
+from .paths import builtin_models_dir, user_models_dir
+
+CARD_FORMAT = "fewshot-gui-model/1"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to adapt, with the card it came with."""
+
+    model: FewShotClassifier
+    config: ModelConfig
+    spec: BackboneSpec
+    card: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name") or self.path.name)
+
+
+def shipped_state(model: FewShotClassifier, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The tensors a checkpoint stores: all but a pretrained backbone's own weights."""
+    state = model.state_dict()
+    if get_backbone(config.backbone).pretrained:
+        state = {k: v for k, v in state.items() if not k.startswith("encoder.backbone.")}
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def save_model(
+    directory: Path, model: FewShotClassifier, config: ModelConfig, card: dict[str, Any]
+) -> Path:
+    """Write `directory/model.safetensors` and `directory/card.json`, each atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = get_backbone(config.backbone)
+    full_card = {
+        "format": CARD_FORMAT,
+        "package_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **card,
+        "model": to_dict(config),
+        "input": {
+            "size": spec.input_size,
+            "channels": spec.channels,
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "invert": spec.invert,
+        },
+    }
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(shipped_state(model, config), str(tmp), metadata={"format": CARD_FORMAT})
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    write_json_atomic(directory / CARD_FILE, full_card)
+    return directory
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file in the same folder, so a crash leaves the old one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file, or from a `.pt` file with `weights_only=True`.
+
+    Anything else, a pickle dressed as a checkpoint included, is a `CheckpointError`.
+    """
+    if path.suffix in (".pt", ".pth"):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise CheckpointError(
+                f"{path} is not a plain tensor file; only weights load, never code ({error})"
+            ) from error
+        if not isinstance(state, dict) or not all(
+            isinstance(v, torch.Tensor) for v in state.values()
+        ):
+            raise CheckpointError(f"{path} must hold a flat dict of tensors")
+        return state
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is not a valid safetensors file ({error}); checkpoints are never "
+            "unpickled, so re-save the weights with safetensors"
+        ) from error
+
+
+def read_card(directory: Path) -> dict[str, Any]:
+    card_path = directory / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{directory} has no {CARD_FILE}; is it a model folder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{card_path} is not valid JSON: {error}") from error
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise CheckpointError(f"{card_path} is not a {CARD_FORMAT} model card")
+    return card
+
+
+def load_model(name_or_path: str | Path) -> LoadedModel:
+    """Rebuild a model from its card, then load its weights strictly; returns it in eval mode."""
+    directory = resolve_model(name_or_path)
+    card = read_card(directory)
+    try:
+        config = from_dict(ModelConfig, card.get("model", {}))
+    except ConfigError as error:
+        raise CheckpointError(f"{directory / CARD_FILE}: {error}") from error
+    model = build_model(config)
+    state = load_tensors(directory / WEIGHTS_FILE)
+    expected = shipped_state(model, config)
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory} does not match its card: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{directory}: {key} has shape {tuple(tensor.shape)}, "
+                f"the card's model needs {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    return LoadedModel(model, config, get_backbone(config.backbone), card, directory)
+
+
+def model_search_path() -> list[Path]:
+    """Where models are found by name: the user's models folder, then the built-in ones."""
+    return [user_models_dir(), builtin_models_dir()]
+
+
+def resolve_model(name_or_path: str | Path) -> Path:
+    """A model folder from a path or an installed model's name."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.name in (CARD_FILE, WEIGHTS_FILE):
+        return path.parent
+    if path.is_dir():
+        return path
+    for root in model_search_path():
+        if (root / str(name_or_path) / CARD_FILE).is_file():
+            return root / str(name_or_path)
+    known = ", ".join(name for name, _ in list_models()) or "none installed"
+    raise CheckpointError(f"no model {str(name_or_path)!r}: give a model folder or one of: {known}")
+
+
+def list_models() -> list[tuple[str, dict[str, Any]]]:
+    """(name, card) of every installed model; a user's model shadows a built-in namesake."""
+    found: dict[str, dict[str, Any]] = {}
+    for root in model_search_path():
+        if not root.is_dir():
+            continue
+        for directory in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
+            try:
+                found.setdefault(directory.name, read_card(directory))
+            except CheckpointError:
+                continue
+    return sorted(found.items())

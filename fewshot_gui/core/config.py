@@ -1,0 +1,129 @@
+"""One config object for GUI and CLI: frozen dataclasses, unknown keys are an error."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any, Literal, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """What network a checkpoint holds; enough to rebuild it before loading weights.
+
+    `neck` is a small trainable part on top of a backbone: "" (none), "affine" (learned
+    per-feature shift and scale), "linear:D" or "mlp:H,D".
+    ProtoNet uses `metric`; MAML uses the `inner_*` fields and adapts everything after the
+    frozen encoder (all of Conv-4, or the neck of a pretrained backbone).
+    """
+
+    method: Literal["protonet", "maml"] = "protonet"
+    backbone: str = "conv4"
+    neck: str = ""
+    metric: Literal["euclidean", "cosine"] = "euclidean"
+    inner_steps: int = 5
+    inner_lr: float = 0.4
+    test_inner_steps: int = 10
+    first_order: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choice("method", self.method, ("protonet", "maml"))
+        _check_choice("metric", self.metric, ("euclidean", "cosine"))
+        if self.inner_steps < 0 or self.test_inner_steps < 0:
+            raise ConfigError("inner_steps and test_inner_steps must be >= 0")
+        if self.inner_lr < 0:
+            raise ConfigError("inner_lr must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeConfig:
+    """An N-way K-shot episode with Q queries per class."""
+
+    way: int = 5
+    shot: int = 1
+    query: int = 15
+
+    def __post_init__(self) -> None:
+        if self.way < 2:
+            raise ConfigError(f"way must be at least 2, got {self.way}")
+        if self.shot < 1 or self.query < 1:
+            raise ConfigError(f"shot and query must be at least 1, got {self.shot}, {self.query}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a meta-training run; saved with every checkpoint."""
+
+    model: ModelConfig = ModelConfig()
+    episode: EpisodeConfig = EpisodeConfig(way=20, shot=5, query=15)
+    val_episode: EpisodeConfig = EpisodeConfig(way=5, shot=1, query=15)
+    episodes: int = 1000
+    tasks_per_step: int = 1
+    lr: float = 1e-3
+    lr_decay_every: int = 2000
+    lr_decay: float = 0.5
+    weight_decay: float = 0.0
+    val_every: int = 250
+    val_episodes: int = 200
+    rotations: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.val_every < 1 or self.val_episodes < 1:
+            raise ConfigError("episodes, val_every and val_episodes must be at least 1")
+        if self.tasks_per_step < 1:
+            raise ConfigError("tasks_per_step must be at least 1")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config dataclass, nested ones included."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build `cls` from a dict; an unknown key is a `ConfigError` naming the known ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{cls.__name__} needs a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} key(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)
+        elif hint is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif not _matches(value, hint):
+            raise ConfigError(f"{cls.__name__}.{name} must be {hint}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True

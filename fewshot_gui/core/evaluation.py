@@ -1,0 +1,131 @@
+"""Episodic evaluation: mean accuracy and 95% confidence interval over seeded episodes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backbones import BackboneSpec
+from .config import EpisodeConfig
+from .datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from .methods import FewShotClassifier
+from .transforms import to_tensor
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A long step has begun; `message` says which, for a status line."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    done: int
+    total: int
+    accuracy: float  # percent, over the episodes done so far
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Accuracy in percent with the half-width of its 95% interval (1.96 standard errors)."""
+
+    accuracy: float
+    ci95: float
+    episodes: int
+    way: int
+    shot: int
+    query: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def mean_ci95(accuracies: list[float]) -> tuple[float, float]:
+    """Mean and 95% interval half-width, both in percent, of per-episode accuracies in [0, 1]."""
+    values = np.asarray(accuracies, dtype=np.float64) * 100.0
+    if len(values) < 2:
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+@torch.no_grad()
+def embed_all(
+    model: FewShotClassifier,
+    data: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """Embed (N, ...) data in eval mode, batch by batch -> (N, ...) features.
+
+    `prepare` turns a batch of stored data into model input, e.g. uint8 pixels to tensors.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
+        return torch.cat([model.embed(prepare(b) if prepare else b) for b in batches])
+    finally:
+        model.train(was_training)
+
+
+def evaluate_features(
+    model: FewShotClassifier,
+    features: torch.Tensor,
+    labels: np.ndarray,
+    episode: EpisodeConfig,
+    episodes: int,
+    seed: int,
+    cancel: Callable[[], bool] | None = None,
+) -> Generator[EvalProgress, None, EvalResult]:
+    """Evaluate on embedded images (N, ...) with class labels (N,): the encoder runs once.
+
+    Valid because the encoder never changes during adaptation; the episode draws are the
+    same for the same seed, whatever the model.
+    """
+    sampler = EpisodeSampler(labels, episode, seed)
+    was_training = model.training
+    model.eval()
+    accuracies: list[float] = []
+    try:
+        for i in range(episodes):
+            if cancel is not None and cancel():
+                break
+            support, support_labels, query, query_labels = episode_tensors(
+                features, sampler.sample()
+            )
+            with torch.no_grad():
+                model.fit_support_features(support, support_labels)
+                predicted = model.forward_features(query).argmax(1)
+            accuracies.append((predicted == query_labels).float().mean().item())
+            if (i + 1) % 25 == 0 or i + 1 == episodes:
+                yield EvalProgress(i + 1, episodes, 100.0 * float(np.mean(accuracies)))
+    finally:
+        model.train(was_training)
+    accuracy, ci95 = mean_ci95(accuracies) if accuracies else (float("nan"), float("nan"))
+    return EvalResult(accuracy, ci95, len(accuracies), episode.way, episode.shot, episode.query)
+
+
+def evaluate(
+    model: FewShotClassifier,
+    spec: BackboneSpec,
+    pool: ImagePool,
+    episode: EpisodeConfig,
+    episodes: int,
+    seed: int = 0,
+    cancel: Callable[[], bool] | None = None,
+    cache_dir: Path | None = None,
+) -> Generator[Stage | EvalProgress, None, EvalResult]:
+    """Read and embed every image of the pool once, then run seeded episodes."""
+    yield Stage(f"reading {len(pool.paths)} images of {len(pool.class_names)} classes")
+    pixels = load_pixels(pool, spec, cache_dir)
+    yield Stage(f"embedding {len(pixels)} images")
+    features = embed_all(model, pixels, lambda batch: to_tensor(batch, spec))
+    return (
+        yield from evaluate_features(model, features, pool.labels, episode, episodes, seed, cancel)
+    )

@@ -1,0 +1,545 @@
+"""Export labeled files into class folders: a dry-run plan, a journaled copy/move/link, undo."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import stat
+import time
+import unicodedata
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from fewshot_gui.core.errors import ExportError
+
+# Re-exported: callers treat the manifest as part of the export surface.
+from fewshot_gui.core.manifest import MANIFEST_FIELDS as MANIFEST_FIELDS
+from fewshot_gui.core.manifest import ManifestRow as ManifestRow
+from fewshot_gui.core.manifest import read_manifest as read_manifest
+from fewshot_gui.core.manifest import write_manifest as write_manifest
+
+ExportMode = Literal["copy", "move", "link"]
+UndoAction = Literal["restored", "removed", "kept", "skipped", "failed"]
+
+MAX_NAME_CHARS = 120
+# Under the common 255-byte limit with room for the "-N" and " (N)" that disambiguate names.
+_MAX_NAME_BYTES = 200
+_ILLEGAL_CHARS = frozenset('/\\<>:"|?*')
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{device}{digit}" for device in ("COM", "LPT") for digit in "123456789¹²³"}
+)
+_CHUNK = 1 << 20
+_JOURNAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PlannedOp:
+    """One file to export: `source` goes to `target` inside the class folder of `label`."""
+
+    source: Path
+    target: Path
+    label: str
+
+
+@dataclass(frozen=True)
+class ExportEvent:
+    """The outcome for the `index`-th of `total` files (1-based); `written` is where it went."""
+
+    op: PlannedOp
+    index: int
+    total: int
+    ok: bool
+    error: str = ""
+    written: Path | None = None
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What execute_export returns: counts, whether it was cancelled, and the journal to undo."""
+
+    journal: Path
+    done: int
+    failed: int
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class UndoEvent:
+    """What undo did for one exported file; `restored_to` is where a moved file now lives."""
+
+    source: Path
+    target: Path
+    action: UndoAction
+    message: str
+    index: int
+    total: int
+    restored_to: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action != "failed"
+
+
+@dataclass(frozen=True)
+class UndoSummary:
+    """What undo_export returns; the journal is marked undone only when `failed` is 0."""
+
+    journal: Path
+    failed: int
+    already_undone: bool
+
+
+@dataclass(frozen=True)
+class _JournalOp:
+    mode: ExportMode
+    source: Path
+    target: Path
+    done: dict[str, Any] | None = None
+
+
+def safe_folder_name(name: str) -> str:
+    """Turn a class name into one path component that is legal on Linux, macOS and Windows.
+
+    Separators, control characters and characters Windows forbids become '_'; leading and
+    trailing dots and spaces go; Windows device names (CON, com1.txt, ...) get a '_' after
+    their stem; the result is NFC-normalised, at most MAX_NAME_CHARS long, never '', '.' or
+    '..' ('_' instead). Distinct names may map to one folder: plan_export disambiguates them.
+    """
+    cleaned = "".join(
+        "_" if char in _ILLEGAL_CHARS or unicodedata.category(char) in ("Cc", "Cs") else char
+        for char in unicodedata.normalize("NFC", name)
+    )
+    cleaned = _truncate(cleaned.lstrip(". "), MAX_NAME_CHARS)
+    stem, dot, rest = cleaned.partition(".")
+    if stem.rstrip(" ").upper() in _RESERVED_NAMES:
+        cleaned = _truncate(f"{stem}_{dot}{rest}", MAX_NAME_CHARS)
+    return cleaned or "_"
+
+
+def plan_export(
+    items: Iterable[tuple[Path, str]],
+    dest: Path,
+    *,
+    include_unknown: bool = False,
+    unknown_label: str = "unknown",
+) -> list[PlannedOp]:
+    """Plan where each (source file, label) goes under `dest`, without touching the disk.
+
+    Each label gets the folder dest/safe_folder_name(label); labels that clash there (also by
+    case) get '-2', '-3', ... with labels already safe keeping their plain name. A target
+    keeps the source's file name, plus ' (2)', ' (3)', ... before the suffix where a file on
+    disk or an earlier planned target has it. Labels equal to `unknown_label`, and '' (a file
+    that failed), are skipped unless `include_unknown`. All paths come back absolute.
+    Raises ExportError if a source is listed twice or a target would land outside `dest`.
+    """
+    dest = Path(os.path.abspath(dest))
+    if os.path.lexists(dest) and not dest.is_dir():
+        raise ExportError(f"The destination {dest} is a file; choose a folder.")
+    selected: list[tuple[Path, str]] = []
+    sources: set[Path] = set()
+    for source, label in items:
+        if label in ("", unknown_label):
+            if not include_unknown:
+                continue
+            label = unknown_label
+        source = Path(os.path.abspath(source))
+        if source in sources or not source.name:
+            raise ExportError(f"{source} is not a file or is listed twice; list each file once.")
+        sources.add(source)
+        selected.append((source, label))
+    folders = _class_folders({label for _, label in selected}, dest)
+    root = dest.resolve()
+    taken: set[str] = set()
+    plan: list[PlannedOp] = []
+    for source, label in selected:
+        target = _free_name(folders[label] / source.name, taken)
+        taken.add(_name_key(str(target)))
+        if not target.resolve().is_relative_to(root):
+            raise ExportError(
+                f"{target} would land outside {dest} (a symlinked class folder?); "
+                "remove the link or choose another destination."
+            )
+        plan.append(PlannedOp(source, target, label))
+    return plan
+
+
+def execute_export(
+    plan: list[PlannedOp],
+    mode: ExportMode,
+    journal_path: Path,
+    *,
+    cancel: Callable[[], bool] | None = None,
+) -> Generator[ExportEvent, None, ExportSummary]:
+    """Carry out `plan`, yielding one ExportEvent per file and returning an ExportSummary.
+
+    'copy' writes a new file (mtime and mode kept), 'move' hard-links then unlinks (across
+    filesystems: copies, fsyncs, checks the size, then deletes the source), 'link' makes a
+    symlink to the absolute source path; where symlinks are not allowed that file fails.
+    Nothing is ever overwritten: a target that appeared since planning gets the next free
+    name. A file that fails yields ok=False and the run goes on; `cancel` is checked before
+    each file. Every step goes to the JSON-lines journal at `journal_path` (a new file; a
+    move's line is fsynced before the move) so undo_export can reverse it even after a crash.
+    Raises ExportError if the journal cannot be created or written.
+    """
+    if mode not in ("copy", "move", "link"):
+        raise ExportError(f"Unknown export mode {mode!r}; use 'copy', 'move' or 'link'.")
+    journal_path = Path(os.path.abspath(journal_path))
+    try:
+        journal_path.parent.mkdir(parents=True, exist_ok=True)
+        stream = open(journal_path, "x", encoding="utf-8")  # noqa: SIM115 - closed by `with` below
+    except OSError as exc:
+        raise ExportError(
+            f"Could not create the export journal {journal_path} ({exc.strerror}); "
+            "choose a destination you can write to."
+        ) from exc
+    done = failed = 0
+    with stream:
+        journal = _Journal(stream)
+        journal.write(durable=True, kind="export", version=_JOURNAL_VERSION, mode=mode)
+        for index, op in enumerate(plan, start=1):
+            if cancel is not None and cancel():
+                return ExportSummary(journal_path, done, failed, cancelled=True)
+            try:
+                written = _export_one(op, mode, index, journal)
+            except OSError as exc:
+                failed += 1
+                journal.write(kind="failed", op=index, error=_describe(exc))
+                yield ExportEvent(op, index, len(plan), ok=False, error=_describe(exc))
+            else:
+                done += 1
+                yield ExportEvent(op, index, len(plan), ok=True, written=written)
+    return ExportSummary(journal_path, done, failed, cancelled=False)
+
+
+def undo_export(journal_path: Path) -> Generator[UndoEvent, None, UndoSummary]:
+    """Reverse the export recorded in `journal_path`, newest file first; yield one UndoEvent each.
+
+    Moved files go back to their source; if that path now holds another file, next to it under
+    a free name. Copies and symlinks are deleted only while still exactly what the export made
+    and while the source still exists. After a crash mid-file the disk decides: a file is
+    deleted only when its bytes all exist at the other path, so the only copy is never lost.
+    Folders the export created are removed if empty. When nothing failed the journal is marked
+    undone and a second call yields nothing (already_undone); otherwise it can be retried.
+    """
+    journal_path = Path(os.path.abspath(journal_path))
+    entries = _read_journal(journal_path)
+    if any(entry.get("kind") == "undone" for entry in entries):
+        return UndoSummary(journal_path, failed=0, already_undone=True)
+    try:
+        ops = _journal_ops(entries)
+        folders = [Path(entry["path"]) for entry in entries if entry.get("kind") == "mkdir"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ExportError(f"The export journal {journal_path} is damaged: {exc!r}") from exc
+    failed = 0
+    for index, op in enumerate(reversed(ops), start=1):
+        try:
+            action, message, restored_to = _UNDO[op.mode](op)
+        except OSError as exc:
+            action, message, restored_to = "failed", _describe(exc), None
+        failed += action == "failed"
+        yield UndoEvent(op.source, op.target, action, message, index, len(ops), restored_to)
+    for folder in reversed(folders):
+        # rmdir only removes an empty folder: anything the user put there since stays.
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+    if not failed:
+        try:
+            with open(journal_path, "a", encoding="utf-8") as stream:
+                _Journal(stream).write(durable=True, kind="undone")
+        except OSError as exc:
+            raise ExportError(
+                f"Undone, but could not mark the journal {journal_path} ({exc.strerror}); "
+                "undoing it again is harmless."
+            ) from exc
+    return UndoSummary(journal_path, failed, already_undone=False)
+
+
+def default_journal_path(dest: Path) -> Path:
+    """A new journal path in `dest`, hidden so that labeling skips it, stamped with the time."""
+    base = f".fewshot-export-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, count = Path(dest) / f"{base}.journal.jsonl", 1
+    while os.path.lexists(path):
+        count += 1
+        path = Path(dest) / f"{base}-{count}.journal.jsonl"
+    return path
+
+
+class _Journal:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, *, durable: bool = False, **entry: Any) -> None:
+        try:
+            # ASCII JSON keeps undecodable (surrogate-escaped) file names intact.
+            self._stream.write(json.dumps(entry) + "\n")
+            self._stream.flush()
+            if durable:
+                os.fsync(self._stream.fileno())
+        except OSError as exc:
+            raise ExportError(
+                f"The export journal {self._stream.name} could not be written ({exc.strerror}); "
+                "stopped so that everything done so far can still be undone."
+            ) from exc
+
+
+def _export_one(op: PlannedOp, mode: ExportMode, index: int, journal: _Journal) -> Path:
+    if not stat.S_ISREG(os.stat(op.source).st_mode):
+        raise OSError(errno.EINVAL, "Not a regular file", str(op.source))
+    if mode == "move" and op.source.is_symlink():
+        # Moving would replace the link by its file's contents; copying keeps both meanings.
+        raise OSError(errno.EINVAL, "A symbolic link cannot be moved; copy it", str(op.source))
+    _make_folders(op.target.parent, journal)
+    target = op.target
+    while True:
+        journal.write(
+            durable=mode == "move",
+            kind="begin",
+            op=index,
+            mode=mode,
+            source=str(op.source),
+            target=str(target),
+        )
+        try:
+            _TRANSFER[mode](op.source, target)
+        except FileExistsError:
+            # Someone took this name since planning: never overwrite, use the next free one.
+            journal.write(kind="abandon", op=index)
+            target = _free_name(op.target)
+            continue
+        written = os.lstat(target)
+        journal.write(kind="done", op=index, size=written.st_size, mtime_ns=written.st_mtime_ns)
+        return target
+
+
+def _make_folders(folder: Path, journal: _Journal) -> None:
+    missing: list[Path] = []
+    while not os.path.lexists(folder):
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        os.mkdir(path)
+        journal.write(kind="mkdir", path=str(path))
+
+
+def _copy(source: Path, target: Path, *, durable: bool = False) -> None:
+    created = False
+    try:
+        with open(source, "rb") as reader, open(target, "xb") as writer:
+            created = True
+            shutil.copyfileobj(reader, writer, _CHUNK)
+            if durable:
+                writer.flush()
+                os.fsync(writer.fileno())
+        shutil.copystat(source, target)
+    except BaseException:
+        if created:
+            target.unlink(missing_ok=True)  # the partial file this call made, nothing else
+        raise
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        # Another filesystem, or one without hard links: copy durably, verify, then delete.
+        _copy(source, target, durable=True)
+        if os.path.getsize(target) != os.path.getsize(source):
+            target.unlink()
+            raise OSError(errno.EIO, "The copy came out a different size", str(target)) from None
+        _sync_folder(target.parent)
+    try:
+        os.unlink(source)
+    except OSError:
+        target.unlink()  # the source is still whole, so the extra link or copy can go
+        raise
+
+
+def _link(source: Path, target: Path) -> None:
+    os.symlink(source, target)
+
+
+_TRANSFER: dict[str, Callable[[Path, Path], None]] = {"copy": _copy, "move": _move, "link": _link}
+
+
+def _sync_folder(folder: Path) -> None:
+    if os.name == "posix":  # Windows cannot open a folder to fsync it
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _read_journal(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExportError(f"Could not read the export journal {path}: {exc}") from exc
+    entries: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            # A crash can cut only the last line short; its file operation never started.
+            if any(rest.strip() for rest in lines[number:]):
+                raise ExportError(
+                    f"The export journal {path} is damaged at line {number}."
+                ) from None
+            continue
+        if not isinstance(entry, dict):
+            raise ExportError(f"The export journal {path} is damaged at line {number}.")
+        entries.append(entry)
+    if not entries or entries[0].get("kind") != "export":
+        raise ExportError(f"{path} is not an export journal.")
+    return entries
+
+
+def _journal_ops(entries: list[dict[str, Any]]) -> list[_JournalOp]:
+    ops: dict[int, _JournalOp] = {}
+    for entry in entries:
+        kind = entry["kind"]
+        if kind == "begin":
+            mode = entry["mode"]
+            if mode not in _UNDO:
+                raise ValueError(f"unknown mode {mode!r}")
+            ops[entry["op"]] = _JournalOp(mode, Path(entry["source"]), Path(entry["target"]))
+        elif kind == "abandon":
+            del ops[entry["op"]]
+        elif kind == "done":
+            ops[entry["op"]] = replace(ops[entry["op"]], done=entry)
+    return list(ops.values())
+
+
+_Undone = tuple[UndoAction, str, Path | None]
+
+
+def _undo_move(op: _JournalOp) -> _Undone:
+    source, target = op.source, op.target
+    if not os.path.lexists(target):
+        return "skipped", f"Nothing at {target}: the file was never moved or is back.", None
+    if target.is_symlink() or not target.is_file():
+        return "kept", f"{target} is no longer the moved file; left it alone.", None
+    if os.path.lexists(source):
+        if _same_file(source, target) or (op.done is None and _is_prefix(target, source)):
+            # The move never finished: the source is whole, the target an extra link or copy.
+            os.unlink(target)
+            return "restored", "The file was still at its source; removed the extra.", source
+        if op.done is None:
+            return "kept", f"{source} and {target} both exist and differ; left both.", None
+    source.parent.mkdir(parents=True, exist_ok=True)
+    home = source
+    while True:
+        try:
+            _move(target, home)
+        except FileExistsError:
+            home = _free_name(source)  # never overwrite whatever took the old name
+            continue
+        if home == source:
+            return "restored", "Moved back.", home
+        return "restored", f"{source.name} is taken by another file; restored as {home.name}.", home
+
+
+def _undo_copy(op: _JournalOp) -> _Undone:
+    source, target = op.source, op.target
+    if not os.path.lexists(target):
+        return "skipped", f"The copy {target} is already gone.", None
+    if target.is_symlink() or not target.is_file() or not os.path.isfile(source):
+        return "kept", f"Kept {target}: it is no longer the copy, or its source is gone.", None
+    info = os.stat(target)
+    if op.done is not None:
+        ours = (info.st_size, info.st_mtime_ns) == (op.done["size"], op.done["mtime_ns"])
+    else:
+        ours = _is_prefix(target, source)
+    if not ours:
+        return "kept", f"{target} changed since the export; left it alone.", None
+    os.unlink(target)
+    return "removed", "Removed the copy.", None
+
+
+def _undo_link(op: _JournalOp) -> _Undone:
+    target = op.target
+    if not target.is_symlink():
+        if os.path.lexists(target):
+            return "kept", f"{target} is no longer the link the export made; left it.", None
+        return "skipped", f"The link {target} is already gone.", None
+    if os.readlink(target) != str(op.source):
+        return "kept", f"{target} now points elsewhere; left it alone.", None
+    os.unlink(target)
+    return "removed", "Removed the link.", None
+
+
+_UNDO: dict[str, Callable[[_JournalOp], _Undone]] = {
+    "copy": _undo_copy,
+    "move": _undo_move,
+    "link": _undo_link,
+}
+
+
+def _class_folders(labels: set[str], dest: Path) -> dict[str, Path]:
+    # Labels that are already safe names go first, so "a_b" keeps "a_b" and "a/b" gets "a_b-2".
+    order = sorted(labels, key=lambda label: (safe_folder_name(label) != label, label))
+    used: set[str] = set()
+    folders: dict[str, Path] = {}
+    for label in order:
+        base = name = safe_folder_name(label)
+        count = 1
+        while _name_key(name) in used or (
+            os.path.lexists(dest / name) and not (dest / name).is_dir()
+        ):
+            count += 1
+            name = _truncate(base, MAX_NAME_CHARS - len(f"-{count}")) + f"-{count}"
+        used.add(_name_key(name))
+        folders[label] = dest / name
+    return folders
+
+
+def _free_name(path: Path, taken: set[str] | None = None) -> Path:
+    candidate, count = path, 1
+    while os.path.lexists(candidate) or (taken and _name_key(str(candidate)) in taken):
+        count += 1
+        candidate = path.with_name(f"{path.stem} ({count}){path.suffix}")
+    return candidate
+
+
+def _name_key(name: str) -> str:
+    # Case-insensitive, normalisation-insensitive: how Windows and macOS compare names.
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _truncate(name: str, max_chars: int) -> str:
+    name = name[:max_chars]
+    while len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        name = name[:-1]
+    return name.rstrip(". ")
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
+def _is_prefix(part: Path, whole: Path) -> bool:
+    if os.path.getsize(part) > os.path.getsize(whole):
+        return False
+    with open(part, "rb") as part_stream, open(whole, "rb") as whole_stream:
+        while chunk := part_stream.read(_CHUNK):
+            if whole_stream.read(len(chunk)) != chunk:
+                return False
+    return True
+
+
+def _describe(exc: OSError) -> str:
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"

@@ -1,0 +1,190 @@
+"""The results manifest: one row per labeled file, written atomically as CSV, JSON or JSON lines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fewshot_gui.core.errors import ExportError
+
+MANIFEST_FIELDS: tuple[str, ...] = (
+    "path",
+    "label",
+    "confidence",
+    "runner_up",
+    "runner_up_confidence",
+    "error",
+)
+MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".jsonl")
+CONFIDENCE_DIGITS = 6
+_NUMBER_FIELDS = ("confidence", "runner_up_confidence")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One labeled file; `label` is '' and `error` says why when the file could not be labeled."""
+
+    path: str
+    label: str
+    confidence: float | None
+    runner_up: str
+    runner_up_confidence: float | None
+    error: str
+
+
+def write_manifest(
+    rows: Iterable[ManifestRow], out: Path, *, meta: dict[str, Any] | None = None
+) -> None:
+    """Write `rows` to `out` in the format its suffix names, replacing `out` atomically.
+
+    `.csv` has a header of MANIFEST_FIELDS and empty cells for missing numbers; `.json` is
+    `{"meta": meta, "results": [...]}`; `.jsonl` is one row object per line. `meta` goes only
+    into `.json`, the one format with a place for it. Confidences are rounded to 6 digits.
+    Until the new file is complete the old `out`, if any, stays intact; if writing fails,
+    whatever `rows` raised (or an ExportError for a disk error) propagates and no temp file stays.
+    """
+    out = Path(out)
+    suffix = _checked_suffix(out)
+    try:
+        json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"The manifest metadata is not plain JSON: {exc}") from exc
+    records = (_record(row) for row in rows)
+    tmp, fd = _create_temp_beside(out)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="") as stream:
+            if suffix == ".csv":
+                writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
+                writer.writeheader()
+                writer.writerows(records)
+            elif suffix == ".json":
+                document = {"meta": meta or {}, "results": list(records)}
+                json.dump(document, stream, ensure_ascii=False, indent=2, allow_nan=False)
+                stream.write("\n")
+            else:
+                for record in records:
+                    stream.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, out)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ExportError(f"Could not write the manifest {out}: {exc.strerror or exc}") from exc
+        raise
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Read a manifest written by write_manifest (or edited by hand) back into rows."""
+    path = Path(path)
+    suffix = _checked_suffix(path)
+    try:
+        # utf-8-sig: a spreadsheet that re-saves the CSV may prepend a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ExportError(f"Could not read the manifest {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ExportError(f"The manifest {path} is not UTF-8 text: {exc}") from exc
+    rows: list[ManifestRow] = []
+    try:
+        for record in _records(text, suffix):
+            rows.append(_row(record))
+    except (ValueError, TypeError) as exc:
+        raise ExportError(
+            f"The manifest {path} is malformed at row {len(rows) + 1}: {exc}"
+        ) from exc
+    return rows
+
+
+def _checked_suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in MANIFEST_SUFFIXES:
+        raise ExportError(
+            f"Cannot tell the manifest format of {path.name!r}: "
+            f"name it with one of {', '.join(MANIFEST_SUFFIXES)}."
+        )
+    return suffix
+
+
+def _create_temp_beside(out: Path) -> tuple[Path, int]:
+    # Same directory, so os.replace is a rename; os.open's 0o666 lets the umask set permissions.
+    while True:
+        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ExportError(f"Could not write the manifest {out}: {exc.strerror}") from exc
+
+
+def _record(row: ManifestRow) -> dict[str, Any]:
+    record = asdict(row)
+    for field in _NUMBER_FIELDS:
+        value = record[field]
+        if value is not None:
+            if not math.isfinite(value):
+                raise ExportError(f"{field} of {row.path!r} is {value}; it must be finite.")
+            record[field] = round(float(value), CONFIDENCE_DIGITS)
+    return record
+
+
+def _records(text: str, suffix: str) -> Iterator[dict[str, Any]]:
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        missing = set(MANIFEST_FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"the CSV header lacks {', '.join(sorted(missing))}")
+        for record in reader:
+            if any(record[field] is None for field in MANIFEST_FIELDS):
+                raise ValueError("the CSV line has fewer cells than the header")
+            yield {
+                field: _csv_number(record[field]) if field in _NUMBER_FIELDS else record[field]
+                for field in MANIFEST_FIELDS
+            }
+    elif suffix == ".json":
+        document = json.loads(text)
+        if not isinstance(document, dict) or not isinstance(document.get("results"), list):
+            raise ValueError('expected an object with a "results" list')
+        yield from document["results"]
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise ValueError(f"line {number} is not JSON: {exc}") from exc
+                yield record
+
+
+def _csv_number(cell: str) -> float | None:
+    return float(cell) if cell.strip() else None
+
+
+def _row(record: dict[str, Any]) -> ManifestRow:
+    if not isinstance(record, dict):
+        raise TypeError(f"expected an object per row, got {record!r}")
+    missing = [field for field in MANIFEST_FIELDS if field not in record]
+    if missing:
+        raise ValueError(f"the row lacks {', '.join(missing)}")
+    values: dict[str, Any] = {}
+    for field in MANIFEST_FIELDS:
+        value = record[field]
+        if field in _NUMBER_FIELDS:
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not is_number:
+                raise TypeError(f"{field} must be a number or null, got {value!r}")
+            values[field] = None if value is None else float(value)
+        elif not isinstance(value, str):
+            raise TypeError(f"{field} must be a string, got {value!r}")
+        else:
+            values[field] = value
+    return ManifestRow(**values)

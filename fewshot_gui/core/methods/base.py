@@ -1,0 +1,58 @@
+"""The one surface every few-shot method shares: fit_support, then forward."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+class FewShotClassifier(nn.Module, ABC):
+    """A classifier that adapts to a support set, then scores queries.
+
+    `encoder` is the part that adaptation never changes: its output (`embed`) is what the
+    labeler caches per image, so a new support set only reruns the cheap rest.
+    """
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) images -> (N, ...) features that adaptation does not touch."""
+        return self.encoder(images)
+
+    def fit_support(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Adapt to support images (n_support, C, H, W) with labels (n_support,) in 0..n_way-1."""
+        self.fit_support_features(self.embed(images), labels)
+
+    def forward(self, query: torch.Tensor) -> torch.Tensor:
+        """Score query images (n_query, C, H, W) -> (n_query, n_way); higher is likelier."""
+        return self.forward_features(self.embed(query))
+
+    @abstractmethod
+    def fit_support_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Adapt to embedded support features (n_support, ...) with labels (n_support,)."""
+
+    @abstractmethod
+    def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Score embedded queries (n_query, ...) -> (n_query, n_way)."""
+
+
+def check_support_labels(labels: torch.Tensor, n_support: int) -> int:
+    """The number of classes, after checking labels are 0..n_way-1 with every class present."""
+    if labels.dim() != 1 or labels.numel() != n_support:
+        raise ConfigError(
+            f"support labels must have shape ({n_support},), got {tuple(labels.shape)}"
+        )
+    if n_support == 0:
+        raise ConfigError("the support set is empty: give at least one example per class")
+    n_way = int(labels.max()) + 1
+    counts = torch.bincount(labels, minlength=n_way)
+    if int(labels.min()) < 0 or bool((counts == 0).any()):
+        missing = [i for i in range(n_way) if counts[i] == 0]
+        raise ConfigError(f"support labels must cover 0..{n_way - 1}; no example for {missing}")
+    return n_way

@@ -1,0 +1,302 @@
+"""Episodic meta-training as a generator of progress events, with validation and resume."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from .backbones import get_backbone
+from .checkpoint import load_tensors, save_model, write_json_atomic
+from .config import TrainConfig, to_dict
+from .datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from .errors import CheckpointError, ConfigError
+from .evaluation import EvalResult, Stage, embed_all, evaluate_features
+from .jobs import drive
+from .methods import FewShotClassifier, build_model
+from .transforms import to_tensor
+
+BEST_DIR = "best"
+LAST_DIR = "last"
+TRAINING_STATE = "training_state.safetensors"
+TRAINING_JSON = "training_state.json"
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    episode: int
+    episodes: int
+    loss: float  # mean over the episodes since the last report
+    accuracy: float  # percent, query accuracy over the same episodes
+    lr: float
+    episodes_per_second: float
+
+
+@dataclass(frozen=True)
+class Validated:
+    episode: int
+    result: EvalResult
+    best: bool
+
+
+@dataclass(frozen=True)
+class Checkpointed:
+    episode: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    episodes_done: int
+    best_episode: int
+    best: EvalResult | None
+    cancelled: bool
+    seconds: float
+
+
+TrainEvent = Stage | TrainProgress | Validated | Checkpointed
+
+
+@dataclass
+class _RunState:
+    """What a resumed run needs besides weights; JSON-ready."""
+
+    episode: int = 0
+    best_episode: int = 0
+    best: dict[str, Any] | None = None
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def meta_train(
+    config: TrainConfig,
+    train_pool: ImagePool,
+    val_pool: ImagePool,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    cancel: Callable[[], bool] | None = None,
+    cache_dir: Path | None = None,
+    card: dict[str, Any] | None = None,
+    report_every: int = 10,
+) -> Generator[TrainEvent, None, TrainResult]:
+    """Meta-train `config.model` on episodes from `train_pool`, validating on `val_pool`.
+
+    Writes `out_dir/best` (the model with the best validation accuracy so far, with its card)
+    and `out_dir/last` (everything needed to resume: weights, optimizer, sampler and random
+    state). The same seed gives the same result, and a resumed run the same as an unbroken one.
+    A frozen pretrained backbone runs once over every image before training starts.
+    """
+    torch.manual_seed(config.seed)
+    spec = get_backbone(config.model.backbone)
+    model = build_model(config.model)
+    train_inputs = yield from _model_inputs(model, spec, train_pool, "training", cache_dir)
+    val_inputs = yield from _model_inputs(model, spec, val_pool, "validation", cache_dir)
+    model.encoder.skip_backbone = spec.pretrained
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
+    )
+    sampler = EpisodeSampler(train_pool.labels, config.episode, config.seed, config.rotations)
+    state = _RunState()
+    if resume:
+        state = _load_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler)
+        yield Stage(f"resumed at episode {state.episode}")
+    card = {
+        **(card or {}),
+        "training": to_dict(config),
+        "data": {"train": train_pool.describe(), "validation": val_pool.describe()},
+    }
+
+    started = time.perf_counter() - state.seconds
+    window_loss, window_correct, window_total, window_start = 0.0, 0, 0, time.perf_counter()
+    cancelled = False
+    while state.episode < config.episodes:
+        if cancel is not None and cancel():
+            cancelled = True
+            break
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        for _ in range(config.tasks_per_step):
+            support, support_labels, query, query_labels = episode_tensors(
+                train_inputs, sampler.sample()
+            )
+            model.fit_support(support, support_labels)
+            logits = model(query)
+            loss = F.cross_entropy(logits, query_labels)
+            (loss / config.tasks_per_step).backward()
+            window_loss += loss.item()
+            window_correct += int((logits.argmax(1) == query_labels).sum())
+            window_total += len(query_labels)
+        optimizer.step()
+        scheduler.step()
+        state.episode += 1
+
+        if state.episode % report_every == 0 or state.episode == config.episodes:
+            now = time.perf_counter()
+            steps = (
+                report_every if state.episode % report_every == 0 else state.episode % report_every
+            )
+            yield TrainProgress(
+                episode=state.episode,
+                episodes=config.episodes,
+                loss=window_loss / (steps * config.tasks_per_step),
+                accuracy=100.0 * window_correct / max(window_total, 1),
+                lr=scheduler.get_last_lr()[0],
+                episodes_per_second=steps / max(now - window_start, 1e-9),
+            )
+            window_loss, window_correct, window_total, window_start = 0.0, 0, 0, now
+
+        if state.episode % config.val_every == 0 or state.episode == config.episodes:
+            result = yield from _validate(model, val_inputs, val_pool, config, cancel)
+            is_best = state.best is None or result.accuracy > state.best["accuracy"]
+            state.history.append({"episode": state.episode, **result.to_dict()})
+            if is_best:
+                state.best, state.best_episode = result.to_dict(), state.episode
+            state.seconds = time.perf_counter() - started
+            yield Validated(state.episode, result, is_best)
+            if is_best:
+                best_card = {
+                    **card,
+                    "validation": _validation_card(state),
+                    "seconds": state.seconds,
+                }
+                path = save_model(out_dir / BEST_DIR, model, config.model, best_card)
+                yield Checkpointed(state.episode, path)
+            _save_last(
+                out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler, state, card
+            )
+            yield Checkpointed(state.episode, out_dir / LAST_DIR)
+
+    state.seconds = time.perf_counter() - started
+    if cancelled:
+        _save_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler, state, card)
+        yield Checkpointed(state.episode, out_dir / LAST_DIR)
+    return TrainResult(
+        out_dir=out_dir,
+        episodes_done=state.episode,
+        best_episode=state.best_episode,
+        best=EvalResult(**state.best) if state.best else None,
+        cancelled=cancelled,
+        seconds=state.seconds,
+    )
+
+
+def _model_inputs(
+    model: FewShotClassifier, spec: Any, pool: ImagePool, role: str, cache_dir: Path | None
+) -> Generator[Stage, None, torch.Tensor]:
+    """Normalized images (N, C, H, W), or frozen backbone features (N, D) for a pretrained one."""
+    yield Stage(f"reading {len(pool.paths)} {role} images of {len(pool.class_names)} classes")
+    pixels = load_pixels(pool, spec, cache_dir)
+    if not spec.pretrained:
+        return to_tensor(pixels, spec)
+    yield Stage(f"computing {spec.name} features of {len(pixels)} {role} images")
+    backbone = model.encoder.backbone
+    with torch.no_grad():
+        return torch.cat(
+            [backbone(to_tensor(pixels[i : i + 64], spec)) for i in range(0, len(pixels), 64)]
+        )
+
+
+def _validate(
+    model: FewShotClassifier,
+    val_inputs: torch.Tensor,
+    val_pool: ImagePool,
+    config: TrainConfig,
+    cancel: Callable[[], bool] | None,
+) -> Generator[Stage, None, EvalResult]:
+    yield Stage(f"validating on {config.val_episodes} episodes")
+    features = embed_all(model, val_inputs)
+    # The same seed every time, so successive validations compare like with like.
+    episodes = evaluate_features(
+        model,
+        features,
+        val_pool.labels,
+        config.val_episode,
+        config.val_episodes,
+        seed=config.seed + 1,
+        cancel=cancel,
+    )
+    return drive(episodes)
+
+
+def _validation_card(state: _RunState) -> dict[str, Any]:
+    return {"best_episode": state.best_episode, "best": state.best, "history": state.history}
+
+
+def _save_last(
+    directory: Path,
+    config: TrainConfig,
+    model: FewShotClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: EpisodeSampler,
+    state: _RunState,
+    card: dict[str, Any],
+) -> None:
+    save_model(directory, model, config.model, {**card, "validation": _validation_card(state)})
+    optim = optimizer.state_dict()
+    tensors = {"rng.torch": torch.get_rng_state()}
+    slots: dict[str, dict[str, Any]] = {}
+    for index, slot in optim["state"].items():
+        for key, value in slot.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value.contiguous()
+            else:
+                slots.setdefault(str(index), {})[key] = value
+    save_file(tensors, str(directory / TRAINING_STATE))
+    write_json_atomic(
+        directory / TRAINING_JSON,
+        {
+            "config": to_dict(config),
+            "run": state.__dict__,
+            "optimizer": {"param_groups": optim["param_groups"], "scalars": slots},
+            "scheduler": scheduler.state_dict(),
+            "sampler": sampler.state_dict(),
+        },
+    )
+
+
+def _load_last(
+    directory: Path,
+    config: TrainConfig,
+    model: FewShotClassifier,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sampler: EpisodeSampler,
+) -> _RunState:
+    try:
+        saved = json.loads((directory / TRAINING_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"nothing to resume in {directory.parent}: no {LAST_DIR}/ yet"
+        ) from None
+    mine, theirs = to_dict(config), dict(saved["config"])
+    theirs["episodes"] = mine["episodes"]  # resuming may extend the run
+    if mine != theirs:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ConfigError(f"cannot resume with different settings: {', '.join(changed)} changed")
+    tensors = load_tensors(directory / TRAINING_STATE)
+    weights = load_tensors(directory / "model.safetensors")
+    model.load_state_dict(weights, strict=False)
+    torch.set_rng_state(tensors.pop("rng.torch"))
+    slots: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        slots.setdefault(int(index), {})[name] = value
+    for index, scalars in saved["optimizer"]["scalars"].items():
+        slots.setdefault(int(index), {}).update(scalars)
+    optimizer.load_state_dict({"state": slots, "param_groups": saved["optimizer"]["param_groups"]})
+    scheduler.load_state_dict(saved["scheduler"])
+    sampler.load_state_dict(saved["sampler"])
+    return _RunState(**saved["run"])

@@ -1,0 +1,57 @@
+"""ProtoNet scores are minus squared distances to class means, computed by hand here."""
+
+import pytest
+import torch
+from torch import nn
+
+from fewshot_gui.core.errors import ConfigError
+from fewshot_gui.core.methods import ProtoNet
+
+
+def test_scores_are_minus_squared_distances_to_class_means() -> None:
+    support = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    queries = torch.tensor([[1.0, 1.0], [0.0, 5.0], [3.0, -1.0]])
+    model = ProtoNet(nn.Identity())
+    model.fit_support(support, labels)
+    # Class means are (1, 0) and (0, 5).
+    expected = -torch.tensor(
+        [
+            [(1 - 1) ** 2 + (1 - 0) ** 2, (1 - 0) ** 2 + (1 - 5) ** 2],
+            [(0 - 1) ** 2 + (5 - 0) ** 2, 0.0],
+            [(3 - 1) ** 2 + (-1 - 0) ** 2, (3 - 0) ** 2 + (-1 - 5) ** 2],
+        ]
+    )
+    torch.testing.assert_close(model(queries), expected)
+    assert model(queries).argmax(1).tolist() == [0, 1, 0]
+
+
+def test_distances_hold_for_random_features_against_the_direct_formula() -> None:
+    torch.manual_seed(0)
+    support, queries = torch.randn(15, 8), torch.randn(7, 8)
+    labels = torch.arange(3).repeat_interleave(5)
+    model = ProtoNet(nn.Identity())
+    model.fit_support(support, labels)
+    prototypes = torch.stack([support[labels == c].mean(0) for c in range(3)])
+    direct = -((queries[:, None, :] - prototypes[None]) ** 2).sum(-1)
+    torch.testing.assert_close(model(queries), direct, atol=1e-5, rtol=1e-5)
+
+
+def test_cosine_metric_is_scaled_cosine_similarity() -> None:
+    support = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    model = ProtoNet(nn.Identity(), metric="cosine")
+    model.fit_support(support, torch.tensor([0, 1]))
+    scores = model(torch.tensor([[2.0, 2.0]]))
+    scale = model.log_scale.exp()
+    torch.testing.assert_close(scores, scale * torch.tensor([[0.5**0.5, 0.5**0.5]]))
+
+
+def test_support_labels_must_cover_every_class() -> None:
+    model = ProtoNet(nn.Identity())
+    with pytest.raises(ConfigError, match="no example for"):
+        model.fit_support(torch.randn(3, 2), torch.tensor([0, 2, 2]))
+
+
+def test_scoring_before_fitting_says_what_to_do() -> None:
+    with pytest.raises(ConfigError, match="fit_support"):
+        ProtoNet(nn.Identity())(torch.randn(2, 2))
