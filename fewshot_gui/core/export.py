@@ -187,19 +187,11 @@ def execute_export(
     move's line is fsynced before the move) so undo_export can reverse it even after a crash.
     Raises ExportError if the journal cannot be created or written.
     """
-    if mode not in ("copy", "move", "link"):
+    if mode not in _TRANSFER:
         raise ExportError(f"Unknown export mode {mode!r}; use 'copy', 'move' or 'link'.")
     journal_path = Path(os.path.abspath(journal_path))
-    try:
-        journal_path.parent.mkdir(parents=True, exist_ok=True)
-        stream = open(journal_path, "x", encoding="utf-8")  # noqa: SIM115 - closed by `with` below
-    except OSError as exc:
-        raise ExportError(
-            f"Could not create the export journal {journal_path} ({exc.strerror}); "
-            "choose a destination you can write to."
-        ) from exc
     done = failed = 0
-    with stream:
+    with _new_journal(journal_path) as stream:
         journal = _Journal(stream)
         journal.write(durable=True, kind="export", version=_JOURNAL_VERSION, mode=mode)
         for index, op in enumerate(plan, start=1):
@@ -242,7 +234,8 @@ def undo_export(journal_path: Path) -> Generator[UndoEvent, None, UndoSummary]:
             action, message, restored_to = _UNDO[op.mode](op)
         except OSError as exc:
             action, message, restored_to = "failed", _describe(exc), None
-        failed += action == "failed"
+        if action == "failed":
+            failed += 1
         yield UndoEvent(op.source, op.target, action, message, index, len(ops), restored_to)
     for folder in reversed(folders):
         # rmdir only removes an empty folder: anything the user put there since stays.
@@ -268,6 +261,17 @@ def default_journal_path(dest: Path) -> Path:
         count += 1
         path = Path(dest) / f"{base}-{count}.journal.jsonl"
     return path
+
+
+def _new_journal(path: Path) -> TextIO:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "x", encoding="utf-8")  # "x": an old journal is never overwritten
+    except OSError as exc:
+        raise ExportError(
+            f"Could not create the export journal {path} ({exc.strerror}); "
+            "choose a destination you can write to."
+        ) from exc
 
 
 class _Journal:
@@ -363,7 +367,7 @@ def _move(source: Path, target: Path) -> None:
 
 
 def _link(source: Path, target: Path) -> None:
-    os.symlink(source, target)
+    os.symlink(source, target)  # fails rather than overwrite; no copy where links are refused
 
 
 _TRANSFER: dict[str, Callable[[Path, Path], None]] = {"copy": _copy, "move": _move, "link": _link}

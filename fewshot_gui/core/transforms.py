@@ -26,6 +26,6 @@ def to_tensor(pixels: np.ndarray | torch.Tensor, spec: BackboneSpec) -> torch.Te
     batch = torch.as_tensor(pixels).permute(0, 3, 1, 2).float().div_(255.0)
     if spec.invert:
         batch = 1.0 - batch
-    mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std).view(1, -1, 1, 1)
+    mean = torch.tensor(spec.mean, device=batch.device).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, device=batch.device).view(1, -1, 1, 1)
     return (batch - mean) / std

@@ -6,7 +6,6 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,13 @@ from fewshot_gui.core.export import (
     safe_folder_name,
     undo_export,
 )
+from fewshot_gui.core.jobs import drive
 
 # Contents by path under the source root; two files share a name to exercise collisions.
 SOURCE_FILES: dict[str, bytes] = {
     "one/a.jpg": b"first a" * 100,
     "two/a.jpg": b"second a" * 100,
-    'one/猫, "quoted".png': '猫, comma and "quotes"'.encode(),
+    "one/猫, it's 'quoted'.png": '猫, comma and "quotes"'.encode(),
     "two/big.bin": bytes(range(256)) * 10_000,  # 2.5 MB: more than one copy chunk
     "two/empty.txt": b"",
 }
@@ -40,7 +40,7 @@ LABELS = {
     "two/a.jpg": "cat",
     "two/big.bin": "dog",
     "two/empty.txt": "dog",
-    'one/猫, "quoted".png': "猫/cat",
+    "one/猫, it's 'quoted'.png": "猫/cat",
 }
 
 
@@ -58,11 +58,6 @@ def sha256_tree(root: Path) -> dict[str, str]:
         elif path.is_file():
             tree[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return tree
-
-
-def class_files(dest: Path) -> dict[str, str]:
-    """The exported files under `dest`, leaving out the journal at its top."""
-    return {key: digest for key, digest in sha256_tree(dest).items() if "/" in key}
 
 
 @pytest.fixture
@@ -92,20 +87,16 @@ def run(plan: list[PlannedOp], mode: ExportMode, journal: Path) -> list[ExportEv
     return list(execute_export(plan, mode, journal))
 
 
-def drive(job: Iterator[ExportEvent] | Iterator[UndoEvent]) -> tuple[list, object]:
-    """Run a generator to its end; return its events and its return value."""
-    events = []
-    while True:
-        try:
-            events.append(next(job))
-        except StopIteration as stop:
-            return events, stop.value
+def export(
+    plan: list[PlannedOp], mode: ExportMode, journal: Path
+) -> tuple[list[ExportEvent], ExportSummary]:
+    events: list[ExportEvent] = []
+    return events, drive(execute_export(plan, mode, journal), events.append)
 
 
 def undo(journal: Path) -> tuple[list[UndoEvent], UndoSummary]:
-    events, summary = drive(undo_export(journal))
-    assert isinstance(summary, UndoSummary)
-    return events, summary
+    events: list[UndoEvent] = []
+    return events, drive(undo_export(journal), events.append)
 
 
 # --- safe_folder_name -----------------------------------------------------------------------
@@ -174,7 +165,7 @@ def test_plan_writes_nothing_and_names_targets(src: Path, dest: Path) -> None:
         "two/a.jpg": dest / "cat" / "a (2).jpg",
         "two/big.bin": dest / "dog" / "big.bin",
         "two/empty.txt": dest / "dog" / "empty.txt",
-        'one/猫, "quoted".png': dest / "猫_cat" / '猫, "quoted".png',
+        "one/猫, it's 'quoted'.png": dest / "猫_cat" / "猫, it's 'quoted'.png",
     }
     assert all(op.label == LABELS[op.source.relative_to(src).as_posix()] for op in plan)
 
@@ -190,7 +181,7 @@ def test_plan_avoids_files_already_on_disk(src: Path, dest: Path) -> None:
 def test_plan_makes_distinct_folders_for_labels_that_sanitise_alike(src: Path, dest: Path) -> None:
     labels = ["a/b", "a_b", "a:b", "Cat", "cat"]
     sources = [src / "one/a.jpg", src / "two/a.jpg", src / "two/big.bin", src / "two/empty.txt"]
-    sources.append(src / 'one/猫, "quoted".png')
+    sources.append(src / "one/猫, it's 'quoted'.png")
     plan = plan_export(list(zip(sources, labels, strict=True)), dest)
     folders = {op.label: op.target.parent.name for op in plan}
     assert folders == {"a_b": "a_b", "a/b": "a_b-2", "a:b": "a_b-3", "Cat": "Cat", "cat": "cat-2"}
@@ -242,7 +233,7 @@ def test_copy_end_to_end_then_undo(src: Path, dest: Path, journal: Path) -> None
     before = sha256_tree(src)
     mtimes = {p: p.stat().st_mtime_ns for p in src.rglob("*") if p.is_file()}
     plan = plan_export(items_for(src), dest)
-    events, summary = drive(execute_export(plan, "copy", journal))
+    events, summary = export(plan, "copy", journal)
     assert summary == ExportSummary(journal, done=5, failed=0, cancelled=False)
     assert [(e.ok, e.index, e.total) for e in events] == [(True, i, 5) for i in range(1, 6)]
     for op in plan:
@@ -299,7 +290,7 @@ def test_link_failure_is_reported_not_silently_copied(
     events = run(plan, "link", journal)
     assert [e.ok for e in events] == [False] * 5
     assert "not allowed" in events[0].error
-    assert class_files(dest) == {}
+    assert sha256_tree(dest) == {}  # class folders, but no file in them
 
 
 @pytest.mark.parametrize("mode", ["copy", "move", "link"])
@@ -329,7 +320,7 @@ def test_unwritable_destination_fails_per_file_and_goes_on(
     plan = plan_export(items_for(src), dest)
     blocker.write_bytes(b"a regular file where a folder should be")
     before = sha256_tree(src)
-    events, summary = drive(execute_export(plan, "move", journal))
+    events, summary = export(plan, "move", journal)
     assert [e.ok for e in events] == [False] * 5
     assert all(e.error and e.written is None for e in events)
     assert summary == ExportSummary(journal, done=0, failed=5, cancelled=False)

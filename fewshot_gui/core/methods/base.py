@@ -41,6 +41,18 @@ class FewShotClassifier(nn.Module, ABC):
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         """Score embedded queries (n_query, ...) -> (n_query, n_way)."""
 
+    def score_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (n_query, n_way) and novelty (n_query,) together, sharing work where it can."""
+        return self.forward_features(features), self.novelty(features)
+
+    @abstractmethod
+    def novelty(self, features: torch.Tensor) -> torch.Tensor:
+        """How far embedded queries (n_query, ...) lie from every class -> (n_query,).
+
+        Zero on a class centre, growing away from all of them; the labeler calibrates its
+        `unknown` threshold on this scale.
+        """
+
 
 def check_support_labels(labels: torch.Tensor, n_support: int) -> int:
     """The number of classes, after checking labels are 0..n_way-1 with every class present."""

@@ -9,7 +9,7 @@ from torch.func import functional_call
 
 from ..errors import ConfigError
 from .base import FewShotClassifier, check_support_labels
-from .protonet import class_means
+from .protonet import class_means, squared_euclidean
 
 Params = dict[str, torch.Tensor]
 
@@ -43,6 +43,7 @@ class MAML(FewShotClassifier):
         self.test_inner_steps = test_inner_steps
         self.first_order = first_order
         self.fast_params: Params | None = None
+        self._support: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def fit_support_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         n_way = check_support_labels(labels, features.shape[0])
@@ -60,11 +61,26 @@ class MAML(FewShotClassifier):
                 loss = F.cross_entropy(self._logits(fast, features), labels)
                 fast = self._inner_step(fast, loss, second_order, keep_graph=meta_learning)
         self.fast_params = fast if meta_learning else {k: v.detach() for k, v in fast.items()}
+        self._support = (features.detach(), labels)
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         if self.fast_params is None:
             raise ConfigError("call fit_support before scoring queries")
         return self._logits(self.fast_params, features)
+
+    def novelty(self, features: torch.Tensor) -> torch.Tensor:
+        """Squared distance to the nearest class centre in the adapted body's embedding."""
+        if self._support is None:
+            raise ConfigError("call fit_support before scoring queries")
+        support, labels = self._support
+        with torch.no_grad():
+            centres = class_means(self._adapted_body(support), labels, int(labels.max()) + 1)
+            return squared_euclidean(self._adapted_body(features), centres).min(1).values
+
+    def _adapted_body(self, features: torch.Tensor) -> torch.Tensor:
+        assert self.fast_params is not None
+        body = {k: v for k, v in self.fast_params.items() if not k.startswith("head.")}
+        return self._body(body, features)
 
     def _inner_step(
         self, fast: Params, loss: torch.Tensor, second_order: bool, keep_graph: bool

@@ -51,10 +51,23 @@ class ProtoNet(FewShotClassifier):
         self.prototypes = class_means(features, labels, n_way)
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.score_features(features)[0]
+
+    def novelty(self, features: torch.Tensor) -> torch.Tensor:
+        """Distance to the nearest prototype: squared Euclidean, or 1 - cosine."""
+        return self._distances(features).min(1).values
+
+    def score_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        distances = self._distances(features)
+        scores = (
+            -distances if self.metric == "euclidean" else self.log_scale.exp() * (1 - distances)
+        )
+        return scores, distances.min(1).values
+
+    def _distances(self, features: torch.Tensor) -> torch.Tensor:
         if self.prototypes is None:
             raise ConfigError("call fit_support before scoring queries")
         features = features.flatten(1)
         if self.metric == "euclidean":
-            return -squared_euclidean(features, self.prototypes)
-        cosine = F.normalize(features, dim=1) @ F.normalize(self.prototypes, dim=1).T
-        return self.log_scale.exp() * cosine
+            return squared_euclidean(features, self.prototypes)
+        return 1.0 - F.normalize(features, dim=1) @ F.normalize(self.prototypes, dim=1).T

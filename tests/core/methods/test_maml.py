@@ -10,7 +10,6 @@ from torch import nn
 from fewshot_gui.core.methods import MAML
 
 
-
 @pytest.fixture(autouse=True)
 def float64() -> Iterator[None]:
     """Exact gradient checks want double precision; restored for the other tests."""
@@ -43,8 +42,12 @@ def meta_gradient(model: MAML, task: tuple[torch.Tensor, ...]) -> list[torch.Ten
 
 
 def unrolled_reference(
-    weight: torch.Tensor, bias: torch.Tensor, task: tuple[torch.Tensor, ...],
-    steps: int, lr: float, second_order: bool,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    task: tuple[torch.Tensor, ...],
+    steps: int,
+    lr: float,
+    second_order: bool,
 ) -> torch.Tensor:
     """The outer loss written out by hand: Proto-MAML head, plain autograd, no functional_call."""
     support, support_labels, query, query_labels = task
@@ -58,9 +61,7 @@ def unrolled_reference(
     for _ in range(steps):
         w, b, head_w, head_b = params
         loss = F.cross_entropy(body(w, b, support) @ head_w.T + head_b, support_labels)
-        grads = torch.autograd.grad(
-            loss, params, create_graph=second_order, retain_graph=True
-        )
+        grads = torch.autograd.grad(loss, params, create_graph=second_order, retain_graph=True)
         params = [p - lr * g for p, g in zip(params, grads, strict=True)]
     w, b, head_w, head_b = params
     return F.cross_entropy(body(w, b, query) @ head_w.T + head_b, query_labels)
@@ -94,8 +95,12 @@ def test_second_order_gradient_matches_finite_differences() -> None:
             shift[i, j] = eps
             plus, minus = (
                 unrolled_reference(
-                    (weight + sign * shift).requires_grad_(), bias.clone().requires_grad_(),
-                    task, 2, 0.3, second_order=True,
+                    (weight + sign * shift).requires_grad_(),
+                    bias.clone().requires_grad_(),
+                    task,
+                    2,
+                    0.3,
+                    second_order=True,
                 )
                 for sign in (1, -1)
             )

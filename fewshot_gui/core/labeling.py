@@ -1,0 +1,460 @@
+"""Support set -> adapted classifier -> a stream of predictions over files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import WEIGHTS_FILE, LoadedModel
+from .devices import pick_device
+from .embedding_cache import EmbeddingCache, FileKey
+from .errors import ConfigError, ImageLoadError
+from .evaluation import Stage
+from .images import image_identity
+from .manifest import ManifestRow
+from .support import UNKNOWN, ClassReport, SupportClass, SupportSet, calibrate
+from .transforms import pixels_for, to_tensor
+
+__all__ = [
+    "UNKNOWN",
+    "ClassReport",
+    "LabelProgress",
+    "LabelSummary",
+    "Labeler",
+    "Prediction",
+    "SupportClass",
+    "SupportReport",
+    "SupportSet",
+]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The verdict on one file. `label` is a class name, `unknown`, or '' with an `error`."""
+
+    path: Path
+    label: str
+    confidence: float
+    runner_up: str
+    runner_up_confidence: float
+    novelty: float
+    error: str = ""
+
+    def manifest_row(self) -> ManifestRow:
+        ok = not self.error
+        return ManifestRow(
+            path=str(self.path),
+            label=self.label,
+            confidence=self.confidence if ok else None,
+            runner_up=self.runner_up,
+            runner_up_confidence=self.runner_up_confidence if ok and self.runner_up else None,
+            error=self.error,
+        )
+
+
+UNKNOWN_INDEX = -1
+ERROR_INDEX = -2
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Predictions for many files as columns, cheap to make for 100,000 files at once.
+
+    `label[i]` is a class index, UNKNOWN_INDEX or ERROR_INDEX; `runner_up[i]` a class index
+    or ERROR_INDEX where there is none. Iterating or indexing gives `Prediction` objects.
+    """
+
+    paths: list[Path]
+    class_names: tuple[str, ...]
+    label: np.ndarray
+    confidence: np.ndarray
+    runner_up: np.ndarray
+    runner_up_confidence: np.ndarray
+    novelty: np.ndarray
+    errors: list[str]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Prediction:
+        if self.errors[i]:
+            return Prediction(self.paths[i], "", 0.0, "", 0.0, 0.0, self.errors[i])
+        second = int(self.runner_up[i])
+        return Prediction(
+            path=self.paths[i],
+            label=self.name(int(self.label[i])),
+            confidence=float(self.confidence[i]),
+            runner_up=self.name(second) if second >= 0 else "",
+            runner_up_confidence=float(self.runner_up_confidence[i]) if second >= 0 else 0.0,
+            novelty=float(self.novelty[i]),
+        )
+
+    def __iter__(self) -> Iterator[Prediction]:
+        return (self[i] for i in range(len(self)))
+
+    def name(self, index: int) -> str:
+        if index == UNKNOWN_INDEX:
+            return UNKNOWN
+        return "" if index == ERROR_INDEX else self.class_names[index]
+
+
+@dataclass(frozen=True)
+class SupportReport:
+    classes: tuple[ClassReport, ...]
+    threshold: float | None  # the automatic unknown threshold, None where it cannot be set
+    errors: tuple[tuple[Path, str], ...]  # examples that could not be read
+
+
+@dataclass(frozen=True)
+class LabelProgress:
+    done: int
+    total: int
+    images_per_second: float
+    seconds_left: float
+    new: tuple[Prediction, ...]
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    total: int
+    labeled: int
+    unknown: int
+    errors: int
+    seconds: float
+    cancelled: bool
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """One batch out of the embedding pipeline: a vector or an error message per path."""
+
+    paths: list[Path]
+    vectors: list[np.ndarray | None]
+    errors: list[str]
+
+
+class Labeler:
+    """Holds a model on its device, embeds files once, and labels them under a support set.
+
+    Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
+    set or threshold re-labels everything embedded so far without reading a file again.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        device: str = "auto",
+        cache_dir: Path | None = None,
+        batch_size: int = 32,
+        decode_threads: int = 2,
+    ) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.device, self.device_name = pick_device(device)
+        self.model = loaded.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.decode_threads = decode_threads
+        self._autocast = self.device.type == "cuda"
+        self.engine_name = "torch bfloat16" if self._autocast else "torch float32"
+        self.disk_cache = (
+            EmbeddingCache(cache_dir / "embeddings" / f"{self.model_key()}.sqlite")
+            if cache_dir is not None
+            else None
+        )
+        self.images_embedded = 0  # files run through the encoder, for tests and benchmarks
+        self._memory: dict[FileKey, np.ndarray] = {}
+        self._rows: dict[Path, int] = {}
+        self._paths: list[Path] = []
+        self._vectors: list[np.ndarray | None] = []
+        self._errors: list[str] = []
+        self._matrix: torch.Tensor | None = None
+        self._class_names: tuple[str, ...] = ()
+        self._unknown: str | float = "auto"
+        self._auto_threshold: float | None = None
+
+    def model_key(self) -> str:
+        """Identifies the embeddings this model and engine make, to key the disk cache."""
+        digest = hashlib.sha256()
+        digest.update((self.loaded.path / WEIGHTS_FILE).read_bytes())
+        digest.update(json.dumps([self.loaded.card.get("model"), self.engine_name]).encode())
+        return f"{self.loaded.name}-{digest.hexdigest()[:16]}"
+
+    # --- support set and threshold -------------------------------------------------------
+
+    def set_support(
+        self, support: SupportSet, cancel: Callable[[], bool] | None = None
+    ) -> Generator[Stage, None, SupportReport]:
+        """Embed the examples (cached), adapt the model, and calibrate `unknown`."""
+        paths = [p for c in support.classes for p in c.examples]
+        yield Stage(f"reading {len(paths)} examples of {len(support.classes)} classes")
+        found: dict[Path, np.ndarray] = {}
+        errors: list[tuple[Path, str]] = []
+        for batch in self._embed(paths, cancel):
+            for path, vector, error in zip(batch.paths, batch.vectors, batch.errors, strict=True):
+                if vector is None:
+                    errors.append((path, error))
+                else:
+                    found[path] = vector
+        names, features, labels = [], [], []
+        empty: list[str] = []
+        for support_class in support.classes:
+            vectors = [found[p] for p in support_class.examples if p in found]
+            if not vectors:
+                empty.append(support_class.name)
+                continue
+            labels.extend([len(names)] * len(vectors))
+            features.extend(vectors)
+            names.append(support_class.name)
+        if not names:
+            raise ConfigError("no class has a readable example; add images the app can open")
+        yield Stage(f"adapting to {len(names)} classes")
+        support_features = torch.from_numpy(np.stack(features)).to(self.device)
+        calibration = calibrate(
+            self.model, support_features, torch.tensor(labels, device=self.device), names
+        )
+        self._class_names = tuple(names)
+        self._auto_threshold = calibration.threshold
+        unreadable = tuple(
+            ClassReport(name, 0, None, "", ("no readable examples: this class is left out",))
+            for name in empty
+        )
+        return SupportReport(calibration.reports + unreadable, calibration.threshold, tuple(errors))
+
+    def set_unknown(self, mode: str | float) -> None:
+        """`auto` (the calibrated threshold), `off`, or a novelty threshold."""
+        if isinstance(mode, str) and mode not in ("auto", "off"):
+            raise ConfigError(f"unknown must be auto, off or a number; got {mode!r}")
+        self._unknown = mode
+
+    @property
+    def threshold(self) -> float | None:
+        if self._unknown == "auto":
+            return self._auto_threshold
+        return None if self._unknown == "off" else float(self._unknown)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._class_names
+
+    # --- labeling ------------------------------------------------------------------------
+
+    def label(
+        self, paths: Sequence[Path], cancel: Callable[[], bool] | None = None
+    ) -> Generator[LabelProgress, None, LabelSummary]:
+        """Label `paths` in order, streaming predictions batch by batch."""
+        if not self._class_names:
+            raise ConfigError("set a support set with at least one class before labeling")
+        started = time.perf_counter()
+        done = labeled = unknown = failed = 0
+        for batch in self._embed(paths, cancel):
+            rows = self._store(batch)
+            predictions = self._predict(rows)
+            done += len(rows)
+            failed += int((predictions.label == ERROR_INDEX).sum())
+            unknown += int((predictions.label == UNKNOWN_INDEX).sum())
+            labeled += int((predictions.label >= 0).sum())
+            elapsed = time.perf_counter() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            yield LabelProgress(
+                done,
+                len(paths),
+                rate,
+                (len(paths) - done) / rate if rate else 0.0,
+                tuple(predictions),
+            )
+        return LabelSummary(
+            total=len(paths),
+            labeled=labeled,
+            unknown=unknown,
+            errors=failed,
+            seconds=time.perf_counter() - started,
+            cancelled=done < len(paths),
+        )
+
+    def relabel(self) -> Labels:
+        """Every file labeled so far, under the current support set and threshold."""
+        return self._predict(list(range(len(self._paths))))
+
+    def forget(self) -> None:
+        """Drop the labeled files (not the embedding caches), e.g. for a new folder."""
+        self._rows.clear()
+        self._paths.clear()
+        self._vectors.clear()
+        self._errors.clear()
+        self._matrix = None
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _store(self, batch: _Embedded) -> list[int]:
+        rows = []
+        for path, vector, error in zip(batch.paths, batch.vectors, batch.errors, strict=True):
+            row = self._rows.get(path)
+            if row is None:
+                row = self._rows[path] = len(self._paths)
+                self._paths.append(path)
+                self._vectors.append(vector)
+                self._errors.append(error)
+            else:
+                self._vectors[row], self._errors[row] = vector, error
+            rows.append(row)
+        self._matrix = None
+        return rows
+
+    def _feature_matrix(self) -> torch.Tensor:
+        """All stored vectors as one (n_files, ...) tensor; failed files hold zeros."""
+        if self._matrix is None or len(self._matrix) != len(self._paths):
+            shape = next((v.shape for v in self._vectors if v is not None), (1,))
+            zeros = np.zeros(shape, np.float32)
+            stacked = np.stack([zeros if v is None else v for v in self._vectors])
+            self._matrix = torch.from_numpy(stacked).to(self.device)
+        return self._matrix
+
+    @torch.no_grad()
+    def _predict(self, rows: list[int]) -> Labels:
+        """Score stored rows in one batch; thresholds and names are applied column-wise."""
+        n = len(rows)
+        label = np.full(n, ERROR_INDEX, np.int64)
+        runner_up = np.full(n, ERROR_INDEX, np.int64)
+        confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
+        errors = [self._errors[row] for row in rows]
+        if n:
+            features = self._feature_matrix()[torch.tensor(rows, device=self.device)]
+            scores, far = self.model.score_features(features)
+            probabilities = torch.softmax(scores.float(), dim=1)
+            top = probabilities.topk(min(2, probabilities.shape[1]), dim=1)
+            values, indices = top.values.cpu().numpy(), top.indices.cpu().numpy()
+            novelty = far.float().cpu().numpy()
+            ok = np.array([not e for e in errors])
+            label = np.where(ok, indices[:, 0], ERROR_INDEX)
+            confidence = np.where(ok, values[:, 0], 0.0).astype(np.float32)
+            if values.shape[1] > 1:
+                runner_up = np.where(ok, indices[:, 1], ERROR_INDEX)
+                runner_up_confidence = np.where(ok, values[:, 1], 0.0).astype(np.float32)
+            threshold = self.threshold
+            if threshold is not None:
+                label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
+        return Labels(
+            paths=[self._paths[row] for row in rows],
+            class_names=self._class_names,
+            label=label,
+            confidence=confidence,
+            runner_up=runner_up,
+            runner_up_confidence=runner_up_confidence,
+            novelty=novelty,
+            errors=errors,
+        )
+
+    def _embed(
+        self, paths: Sequence[Path], cancel: Callable[[], bool] | None
+    ) -> Iterator[_Embedded]:
+        """Embed `paths` batch by batch, in order, decoding ahead on worker threads.
+
+        Each file is looked up in memory, then on disk, by its identity (path, size, mtime);
+        only misses are read and run through the encoder.
+        """
+        keys: list[FileKey | str] = []
+        for path in paths:
+            try:
+                keys.append(image_identity(path))
+            except ImageLoadError as error:
+                keys.append(str(error))
+        known = {k: self._memory[k] for k in keys if not isinstance(k, str) and k in self._memory}
+        if self.disk_cache is not None:
+            missing = [k for k in keys if not isinstance(k, str) and k not in known]
+            for key, vector in self.disk_cache.get_many(missing).items():
+                known[key] = self._memory[key] = vector
+
+        starts = range(0, len(paths), self.batch_size)
+        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
+            ahead: deque[list[Future[np.ndarray] | None]] = deque()
+
+            def submit(start: int) -> None:
+                ahead.append(
+                    [
+                        pool.submit(pixels_for, path, self.spec)
+                        if not isinstance(key, str) and key not in known
+                        else None
+                        for path, key in zip(
+                            paths[start : start + self.batch_size],
+                            keys[start : start + self.batch_size],
+                            strict=True,
+                        )
+                    ]
+                )
+
+            for start in starts[:2]:
+                submit(start)
+            for n, start in enumerate(starts):
+                if cancel is not None and cancel():
+                    for futures in ahead:
+                        for future in futures:
+                            if future is not None:
+                                future.cancel()
+                    return
+                futures = ahead.popleft()
+                if n + 2 < len(starts):
+                    submit(starts[n + 2])
+                yield self._finish_batch(
+                    list(paths[start : start + self.batch_size]),
+                    keys[start : start + self.batch_size],
+                    futures,
+                    known,
+                )
+
+    def _finish_batch(
+        self,
+        paths: list[Path],
+        keys: list[FileKey | str],
+        futures: list[Future[np.ndarray] | None],
+        known: dict[FileKey, np.ndarray],
+    ) -> _Embedded:
+        vectors: list[np.ndarray | None] = []
+        errors: list[str] = []
+        to_encode: list[tuple[int, np.ndarray]] = []
+        for i, (key, future) in enumerate(zip(keys, futures, strict=True)):
+            if isinstance(key, str):
+                vectors.append(None)
+                errors.append(key)
+            elif future is None:
+                vectors.append(known[key])
+                errors.append("")
+            else:
+                try:
+                    to_encode.append((i, future.result()))
+                    vectors.append(None)
+                    errors.append("")
+                except ImageLoadError as error:
+                    vectors.append(None)
+                    errors.append(str(error))
+        if to_encode:
+            encoded = self._encode(np.stack([pixels for _, pixels in to_encode]))
+            fresh = []
+            for (i, _), vector in zip(to_encode, encoded, strict=True):
+                key = keys[i]
+                assert not isinstance(key, str)
+                vectors[i] = self._memory[key] = vector
+                fresh.append((key, vector))
+            if self.disk_cache is not None:
+                self.disk_cache.put_many(fresh)
+        return _Embedded(paths, vectors, errors)
+
+    @torch.no_grad()
+    def _encode(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (B, H, W, C) -> float32 embeddings (B, ...)."""
+        batch = torch.from_numpy(pixels)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            features = self.model.embed(to_tensor(batch, self.spec))
+        self.images_embedded += len(pixels)
+        return features.float().cpu().numpy()

@@ -1,0 +1,393 @@
+"""The labeling worker: one long-lived thread that owns the Labeler, driven by queued signals.
+
+`LabelingClient` lives in the GUI thread and is all the GUI sees. Each request gets a
+generation number; a newer request of the same kind cancels the stale one's token, and
+results of stale generations are dropped here, so the GUI only ever hears current answers.
+Torch is imported inside the worker thread, never at import time of this module.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from fewshot_gui.core.errors import FewShotError
+from fewshot_gui.core.images import iter_image_files
+from fewshot_gui.core.jobs import CancelToken
+
+# At most this many progress signals a second; predictions travel in batches between them.
+EMIT_INTERVAL_S = 0.05
+KINDS = ("model", "support", "label", "relabel")
+# The same as core.labeling.UNKNOWN (a test checks): that module imports torch, which the
+# GUI must not do before its first paint.
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the status bar and the model chooser show about the loaded model."""
+
+    name: str
+    device: str
+    engine: str
+    card: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Labeling progress as the GUI shows it; `new` predictions arrive separately."""
+
+    done: int
+    total: int
+    images_per_second: float
+    seconds_left: float
+
+
+def describe_error(error: BaseException) -> str:
+    """A message a person can read: the core's own words, or the exception's kind and text."""
+    if isinstance(error, FewShotError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+class _LabelJob:
+    def __init__(self, gen: int, job: Generator[Any, None, Any], token: CancelToken) -> None:
+        self.gen, self.job, self.token = gen, job, token
+        self.pending: list[Any] = []
+        self.last_emit = 0.0
+        self.progress: Progress | None = None
+
+
+class LabelingWorker(QObject):
+    """Lives in the worker thread; every slot runs there. Only the client talks to it."""
+
+    modelsListed = Signal(list)  # [(name, card)]
+    modelLoaded = Signal(int, object)  # gen, ModelInfo
+    stage = Signal(str)
+    supportReady = Signal(int, object)  # gen, SupportReport
+    labelStarted = Signal(int, int)  # gen, total
+    labelProgress = Signal(int, object, list)  # gen, Progress, new predictions
+    labelFinished = Signal(int, object)  # gen, LabelSummary
+    relabeled = Signal(int, list)  # gen, every prediction so far
+    failed = Signal(str, int, str)  # kind, gen, message
+
+    def __init__(self, cache_dir: Path | None = None, device: str = "auto") -> None:
+        super().__init__()
+        self._cache_dir, self._device = cache_dir, device
+        self._labeler: Any = None
+        self._job: _LabelJob | None = None
+        self._timer: QTimer | None = None
+
+    @Slot()
+    def list_models(self) -> None:
+        try:
+            from fewshot_gui.core.checkpoint import list_models
+
+            self.modelsListed.emit(list_models())
+        except Exception as error:
+            self.failed.emit("model", 0, describe_error(error))
+
+    @Slot(int, str, object)
+    def load_model(self, gen: int, name: str, token: CancelToken) -> None:
+        if token.cancelled:
+            return
+        self._stop_job()
+        try:
+            self.stage.emit(f"Loading model {name}…")
+            from fewshot_gui.core.checkpoint import load_model
+            from fewshot_gui.core.labeling import Labeler
+
+            loaded = load_model(name)
+            self._labeler = None
+            labeler = Labeler(loaded, device=self._device, cache_dir=self._cache_dir)
+            self._labeler = labeler
+            info = ModelInfo(loaded.name, labeler.device_name, labeler.engine_name, loaded.card)
+            self.modelLoaded.emit(gen, info)
+        except Exception as error:
+            self.failed.emit("model", gen, describe_error(error))
+
+    @Slot(int, object, object)
+    def set_support(self, gen: int, mapping: dict[str, list[Path]], token: CancelToken) -> None:
+        """Adapt to `mapping` (class name -> example paths), then relabel what is labeled."""
+        if token.cancelled or not self._require_model("support", gen):
+            return
+        self._flush()
+        try:
+            from fewshot_gui.core.labeling import SupportSet
+
+            support = SupportSet.from_mapping(mapping)
+            report = self._drive_stages(self._labeler.set_support(support, token))
+            if token.cancelled:
+                return
+            self.supportReady.emit(gen, report)
+            self.relabeled.emit(gen, self._labeler.relabel())
+        except Exception as error:
+            if not token.cancelled:
+                self.failed.emit("support", gen, describe_error(error))
+
+    @Slot(int, object, object)
+    def set_unknown(self, gen: int, mode: str | float, token: CancelToken) -> None:
+        if token.cancelled or not self._require_model("relabel", gen):
+            return
+        self._flush()
+        try:
+            self._labeler.set_unknown(mode)
+            self.relabeled.emit(gen, self._labeler.relabel())
+        except Exception as error:
+            self.failed.emit("relabel", gen, describe_error(error))
+
+    @Slot(int, object)
+    def relabel(self, gen: int, token: CancelToken) -> None:
+        if token.cancelled or not self._require_model("relabel", gen):
+            return
+        self._flush()
+        try:
+            self.relabeled.emit(gen, self._labeler.relabel())
+        except Exception as error:
+            self.failed.emit("relabel", gen, describe_error(error))
+
+    @Slot(int, object, object)
+    def label(self, gen: int, target: Path | Sequence[Path], token: CancelToken) -> None:
+        """Label a folder (every image under it) or a list of files, a batch per event loop turn."""
+        self._stop_job()
+        if token.cancelled or not self._require_model("label", gen):
+            return
+        try:
+            paths = list(iter_image_files(target)) if isinstance(target, Path) else list(target)
+            job = self._labeler.label(paths, token)
+        except Exception as error:
+            self.failed.emit("label", gen, describe_error(error))
+            return
+        self._job = _LabelJob(gen, job, token)
+        self.labelStarted.emit(gen, len(paths))
+        if self._timer is None:
+            # Created here so that it belongs to the worker thread.
+            self._timer = QTimer(self)
+            self._timer.setInterval(0)
+            self._timer.timeout.connect(self._step)
+        self._timer.start()
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Close any running job; connected directly to the thread's `finished`."""
+        self._stop_job()
+
+    def _step(self) -> None:
+        # One batch per turn: queued requests (a new support set, a cancel) run in between.
+        job = self._job
+        if job is None:
+            return
+        try:
+            event = next(job.job)
+        except StopIteration as stop:
+            self._job = None
+            self._timer_stop()
+            self._emit_progress(job)
+            self.labelFinished.emit(job.gen, stop.value)
+            return
+        except Exception as error:
+            self._job = None
+            self._timer_stop()
+            self.failed.emit("label", job.gen, describe_error(error))
+            return
+        job.pending.extend(event.new)
+        job.progress = Progress(
+            event.done, event.total, event.images_per_second, event.seconds_left
+        )
+        if time.monotonic() - job.last_emit >= EMIT_INTERVAL_S:
+            self._emit_progress(job)
+
+    def _emit_progress(self, job: _LabelJob) -> None:
+        if job.progress is None and not job.pending:
+            return
+        job.last_emit = time.monotonic()
+        pending, job.pending = job.pending, []
+        progress = job.progress or Progress(0, 0, 0.0, 0.0)
+        self.labelProgress.emit(job.gen, progress, pending)
+
+    def _flush(self) -> None:
+        if self._job is not None:
+            self._emit_progress(self._job)
+
+    def _stop_job(self) -> None:
+        job, self._job = self._job, None
+        self._timer_stop()
+        if job is not None:
+            job.token.cancel()
+            job.job.close()
+
+    def _timer_stop(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    def _require_model(self, kind: str, gen: int) -> bool:
+        if self._labeler is None:
+            self.failed.emit(kind, gen, "No model is loaded yet; choose one in the model list.")
+            return False
+        return True
+
+    def _drive_stages(self, job: Generator[Any, None, Any]) -> Any:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                return stop.value
+            message = getattr(event, "message", "")
+            if message:
+                self.stage.emit(message)
+
+
+class LabelingClient(QObject):
+    """The GUI's handle on the worker thread: plain methods in, current-only signals out."""
+
+    modelsListed = Signal(list)
+    modelLoaded = Signal(object)  # ModelInfo
+    stage = Signal(str)
+    supportReady = Signal(object)  # SupportReport
+    labelStarted = Signal(int)  # total
+    labelProgress = Signal(object, list)  # Progress, new predictions
+    labelFinished = Signal(object)  # LabelSummary
+    relabeled = Signal(list)  # every prediction so far
+    failed = Signal(str, str)  # kind, message
+    busyChanged = Signal(bool)  # a labeling run started or ended
+
+    _listModels = Signal()
+    _loadModel = Signal(int, str, object)
+    _setSupport = Signal(int, object, object)
+    _setUnknown = Signal(int, object, object)
+    _relabel = Signal(int, object)
+    _label = Signal(int, object, object)
+
+    def __init__(
+        self, parent: QObject | None = None, *, cache_dir: Path | None = None, device: str = "auto"
+    ) -> None:
+        super().__init__(parent)
+        self._gens = dict.fromkeys(KINDS, 0)
+        self._tokens = {kind: CancelToken() for kind in KINDS}
+        self._labeling = False
+        self._thread = QThread()
+        self._thread.setObjectName("labeling-worker")
+        self._worker = LabelingWorker(cache_dir, device)
+        self._worker.moveToThread(self._thread)
+        self._thread.finished.connect(self._worker.shutdown)
+        self._wire()
+        self._thread.start()
+
+    @property
+    def labeling(self) -> bool:
+        return self._labeling
+
+    def list_models(self) -> None:
+        self._listModels.emit()
+
+    def load_model(self, name: str) -> None:
+        self._cancel("label")
+        self._labeling_done()
+        gen, token = self._next("model")
+        self._loadModel.emit(gen, name, token)
+
+    def set_support(self, mapping: dict[str, list[Path]]) -> None:
+        gen, token = self._next("support")
+        self._gens["relabel"] = gen  # its relabel supersedes any older one
+        self._setSupport.emit(gen, mapping, token)
+
+    def set_unknown(self, mode: str | float) -> None:
+        gen, token = self._next("relabel")
+        self._setUnknown.emit(gen, mode, token)
+
+    def relabel(self) -> None:
+        gen, token = self._next("relabel")
+        self._relabel.emit(gen, token)
+
+    def label(self, target: Path | Sequence[Path]) -> None:
+        gen, token = self._next("label")
+        self._labeling = True
+        self.busyChanged.emit(True)
+        self._label.emit(gen, target if isinstance(target, Path) else list(target), token)
+
+    def cancel(self) -> None:
+        """Stop the labeling run; the summary still arrives, marked cancelled."""
+        self._tokens["label"].cancel()
+
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Cancel everything, stop the thread and wait for it; True when it ended in time."""
+        for token in self._tokens.values():
+            token.cancel()
+        self._thread.quit()
+        finished = self._thread.wait(timeout_ms)
+        if finished:
+            self._worker.deleteLater()
+        return finished
+
+    def _next(self, kind: str) -> tuple[int, CancelToken]:
+        self._tokens[kind].cancel()
+        self._gens[kind] = gen = max(self._gens.values()) + 1
+        self._tokens[kind] = token = CancelToken()
+        return gen, token
+
+    def _cancel(self, kind: str) -> None:
+        self._tokens[kind].cancel()
+        self._gens[kind] = max(self._gens.values()) + 1
+
+    def _current(self, kind: str, gen: int) -> bool:
+        return self._gens[kind] == gen
+
+    def _labeling_done(self) -> None:
+        if self._labeling:
+            self._labeling = False
+            self.busyChanged.emit(False)
+
+    def _wire(self) -> None:
+        w = self._worker
+        self._listModels.connect(w.list_models)
+        self._loadModel.connect(w.load_model)
+        self._setSupport.connect(w.set_support)
+        self._setUnknown.connect(w.set_unknown)
+        self._relabel.connect(w.relabel)
+        self._label.connect(w.label)
+        w.modelsListed.connect(self.modelsListed)
+        w.stage.connect(self.stage)
+        w.modelLoaded.connect(self._on_model)
+        w.supportReady.connect(self._on_support)
+        w.labelStarted.connect(self._on_label_started)
+        w.labelProgress.connect(self._on_progress)
+        w.labelFinished.connect(self._on_finished)
+        w.relabeled.connect(self._on_relabeled)
+        w.failed.connect(self._on_failed)
+
+    def _on_model(self, gen: int, info: ModelInfo) -> None:
+        if self._current("model", gen):
+            self.modelLoaded.emit(info)
+
+    def _on_support(self, gen: int, report: object) -> None:
+        if self._current("support", gen):
+            self.supportReady.emit(report)
+
+    def _on_label_started(self, gen: int, total: int) -> None:
+        if self._current("label", gen):
+            self.labelStarted.emit(total)
+
+    def _on_progress(self, gen: int, progress: Progress, new: list) -> None:
+        if self._current("label", gen):
+            self.labelProgress.emit(progress, new)
+
+    def _on_finished(self, gen: int, summary: object) -> None:
+        if self._current("label", gen):
+            self._labeling_done()
+            self.labelFinished.emit(summary)
+
+    def _on_relabeled(self, gen: int, predictions: list) -> None:
+        if self._current("relabel", gen):
+            self.relabeled.emit(predictions)
+
+    def _on_failed(self, kind: str, gen: int, message: str) -> None:
+        if gen and not self._current(kind, gen):
+            return
+        if kind == "label":
+            self._labeling_done()
+        self.failed.emit(kind, message)

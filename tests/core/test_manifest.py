@@ -1,0 +1,141 @@
+"""Tests for the results manifest: round trips in every format, atomic replacement, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fewshot_gui.core.errors import ExportError
+from fewshot_gui.core.manifest import (
+    MANIFEST_FIELDS,
+    ManifestRow,
+    read_manifest,
+    write_manifest,
+)
+
+ROWS = [
+    ManifestRow('/photos/a, b/"quoted" 猫.jpg', "cat", 0.9, "dog", 0.1, ""),
+    ManifestRow("C:\\Users\\ü\\line\nbreak.png", "dog, big", 1.0, "", None, ""),
+    ManifestRow("/photos/broken.jpg", "", None, "", None, 'cannot read: "truncated", sorry'),
+]
+FORMATS = [".csv", ".json", ".jsonl"]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_round_trip(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"results{suffix}"
+    write_manifest(ROWS, out, meta={"model": "protonet"})
+    assert read_manifest(out) == ROWS
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_confidences_are_rounded_to_six_digits(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"results{suffix}"
+    write_manifest([ManifestRow("x.jpg", "cat", 0.123456789, "dog", 1 / 3, "")], out)
+    (row,) = read_manifest(out)
+    assert (row.confidence, row.runner_up_confidence) == (0.123457, 0.333333)
+
+
+def test_csv_has_the_header_and_empty_cells_for_missing_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    write_manifest(ROWS, out)
+    with open(out, encoding="utf-8", newline="") as stream:
+        table = list(csv.reader(stream))
+    assert tuple(table[0]) == MANIFEST_FIELDS
+    assert table[3] == ["/photos/broken.jpg", "", "", "", "", 'cannot read: "truncated", sorry']
+
+
+def test_json_carries_meta_and_jsonl_is_one_object_per_line(tmp_path: Path) -> None:
+    write_manifest(ROWS, tmp_path / "r.json", meta={"classes": ["cat", "dog"]})
+    document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert document["meta"] == {"classes": ["cat", "dog"]}
+    assert [r["path"] for r in document["results"]] == [row.path for row in ROWS]
+    write_manifest(ROWS, tmp_path / "r.jsonl")
+    lines = (tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["label"] for line in lines] == ["cat", "dog, big", ""]
+
+
+def test_unknown_suffix_names_the_ones_that_work(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"\.csv, \.json, \.jsonl"):
+        write_manifest(ROWS, tmp_path / "results.xlsx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def failing_rows() -> Iterator[ManifestRow]:
+    yield ROWS[0]
+    raise RuntimeError("the labeler died halfway")
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_failed_write_leaves_the_old_manifest_intact(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"results{suffix}"
+    write_manifest(ROWS, out)
+    before = out.read_bytes()
+    with pytest.raises(RuntimeError, match="halfway"):
+        write_manifest(failing_rows(), out)
+    assert out.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temp file left behind
+
+
+def test_non_finite_confidence_is_refused_without_touching_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    write_manifest(ROWS, out)
+    before = out.read_bytes()
+    with pytest.raises(ExportError, match="finite"):
+        write_manifest([ManifestRow("x.jpg", "cat", float("nan"), "", None, "")], out)
+    with pytest.raises(ExportError, match="JSON"):
+        write_manifest(ROWS, out, meta={"when": object()})
+    assert out.read_bytes() == before
+
+
+@pytest.mark.skipif(os.name != "posix", reason="permission bits and umask are POSIX")
+def test_new_manifest_gets_ordinary_permissions(tmp_path: Path) -> None:
+    old_umask = os.umask(0o022)
+    try:
+        write_manifest(ROWS, tmp_path / "results.csv")
+    finally:
+        os.umask(old_umask)
+    assert (tmp_path / "results.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_csv_saved_with_a_byte_order_mark_still_reads(tmp_path: Path) -> None:
+    out = tmp_path / "results.csv"
+    write_manifest(ROWS, out)
+    out.write_bytes(b"\xef\xbb\xbf" + out.read_bytes())
+    assert read_manifest(out) == ROWS
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("bad.csv", "path,label\nx.jpg,cat\n", "lacks confidence"),
+        ("bad.csv", ",".join(MANIFEST_FIELDS) + "\nx.jpg,cat,high,,,\n", "float"),
+        ("bad.json", '{"results": [{"path": "x.jpg"}]}', "lacks label"),
+        ("bad.json", "[1, 2]", "results"),
+        (
+            "bad.jsonl",
+            '{"path": 1, "label": "", "confidence": null, "runner_up": "", '
+            '"runner_up_confidence": null, "error": ""}\n',
+            "path must be a string",
+        ),
+        ("bad.jsonl", "{not json\n", "line 1"),
+    ],
+)
+def test_malformed_manifests_raise_export_error(
+    tmp_path: Path, name: str, content: str, problem: str
+) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(ExportError, match=problem):
+        read_manifest(tmp_path / name)
+
+
+def test_hand_edited_integer_confidences_read_as_floats(tmp_path: Path) -> None:
+    record = dict(zip(MANIFEST_FIELDS, ["x.jpg", "cat", 1, "dog", 0, ""], strict=True))
+    (tmp_path / "edited.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    (row,) = read_manifest(tmp_path / "edited.jsonl")
+    assert type(row.confidence) is float and type(row.runner_up_confidence) is float
