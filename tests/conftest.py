@@ -40,3 +40,28 @@ def make_glyph_dataset(
 @pytest.fixture
 def glyph_dataset(tmp_path: Path) -> Path:
     return make_glyph_dataset(tmp_path / "glyphs")
+
+
+def make_distractor_dataset(
+    root: Path, groups: int = 3, classes_per_group: int = 8, images_per_class: int = 6,
+    seed: int = 0,
+) -> Path:
+    """root/group/class/N.png where the class lives in a faint left half and the right half
+    is loud random noise: an untrained network is near chance, a meta-trained one is not."""
+    rng = np.random.default_rng(seed)
+    for g in range(groups):
+        for c in range(classes_per_group):
+            glyph = np.kron(rng.random((4, 2)) < 0.5, np.ones((7, 7), dtype=bool))
+            folder = root / f"group{g}" / f"class{c:02d}"
+            folder.mkdir(parents=True)
+            for i in range(images_per_class):
+                pixels = np.full((28, 28), 255, np.uint8)
+                pixels[:, :14] = np.where(glyph, 200, 255)
+                pixels[:, 14:] = np.where(rng.random((28, 14)) < 0.5, 0, 255)
+                Image.fromarray(pixels, mode="L").save(folder / f"{i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def distractor_dataset(tmp_path: Path) -> Path:
+    return make_distractor_dataset(tmp_path / "distractors")

@@ -24,6 +24,7 @@ from .paths import builtin_models_dir, user_models_dir
 CARD_FORMAT = "fewshot-gui-model/1"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
+DEFAULT_MODEL = "photo-lite0-protonet"
 
 
 @dataclass

@@ -149,7 +149,8 @@ class EpisodeSampler:
     """Seeded N-way K-shot Q-query episodes; support and query never share an image.
 
     With `rotations`, each class turned by 0, 90, 180 or 270 degrees counts as a class of its
-    own (Santoro et al. 2016; Snell et al. 2017).
+    own (Santoro et al. 2016; Snell et al. 2017). Two turns of one class never meet in an
+    episode, since they would share drawings between support and query.
     """
 
     def __init__(
@@ -161,20 +162,19 @@ class EpisodeSampler:
         need = episode.shot + episode.query
         by_class = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
         self._classes = [members for members in by_class if len(members) >= need]
-        self._turns = 4 if rotations else 1
-        if len(self._classes) * self._turns < episode.way:
+        if len(self._classes) < episode.way:
             raise DataError(
                 f"{episode.way}-way episodes need {episode.way} classes with at least {need} "
                 f"images each ({episode.shot} shot + {episode.query} query); only "
-                f"{len(self._classes) * self._turns} qualify"
+                f"{len(self._classes)} qualify"
             )
 
     def sample(self) -> Episode:
         way, shot, query = self.episode.way, self.episode.shot, self.episode.query
-        chosen = self._rng.choice(len(self._classes) * self._turns, size=way, replace=False)
-        rotations = chosen % self._turns
+        chosen = self._rng.choice(len(self._classes), size=way, replace=False)
+        rotations = self._rng.integers(0, 4 if self.rotations else 1, size=way)
         support, query_idx = [], []
-        for members in (self._classes[c] for c in chosen // self._turns):
+        for members in (self._classes[c] for c in chosen):
             picked = self._rng.choice(members, size=shot + query, replace=False)
             support.append(picked[:shot])
             query_idx.append(picked[shot:])

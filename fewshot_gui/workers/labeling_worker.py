@@ -76,9 +76,11 @@ class LabelingWorker(QObject):
     relabeled = Signal(int, list)  # gen, every prediction so far
     failed = Signal(str, int, str)  # kind, gen, message
 
-    def __init__(self, cache_dir: Path | None = None, device: str = "auto") -> None:
+    def __init__(
+        self, cache_dir: Path | None = None, device: str = "auto", batch_size: int = 32
+    ) -> None:
         super().__init__()
-        self._cache_dir, self._device = cache_dir, device
+        self._cache_dir, self._device, self._batch_size = cache_dir, device, batch_size
         self._labeler: Any = None
         self._job: _LabelJob | None = None
         self._timer: QTimer | None = None
@@ -104,7 +106,9 @@ class LabelingWorker(QObject):
 
             loaded = load_model(name)
             self._labeler = None
-            labeler = Labeler(loaded, device=self._device, cache_dir=self._cache_dir)
+            labeler = Labeler(
+                loaded, device=self._device, cache_dir=self._cache_dir, batch_size=self._batch_size
+            )
             self._labeler = labeler
             info = ModelInfo(loaded.name, labeler.device_name, labeler.engine_name, loaded.card)
             self.modelLoaded.emit(gen, info)
@@ -125,7 +129,7 @@ class LabelingWorker(QObject):
             if token.cancelled:
                 return
             self.supportReady.emit(gen, report)
-            self.relabeled.emit(gen, self._labeler.relabel())
+            self.relabeled.emit(gen, list(self._labeler.relabel()))
         except Exception as error:
             if not token.cancelled:
                 self.failed.emit("support", gen, describe_error(error))
@@ -137,7 +141,7 @@ class LabelingWorker(QObject):
         self._flush()
         try:
             self._labeler.set_unknown(mode)
-            self.relabeled.emit(gen, self._labeler.relabel())
+            self.relabeled.emit(gen, list(self._labeler.relabel()))
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -147,7 +151,7 @@ class LabelingWorker(QObject):
             return
         self._flush()
         try:
-            self.relabeled.emit(gen, self._labeler.relabel())
+            self.relabeled.emit(gen, list(self._labeler.relabel()))
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -159,6 +163,7 @@ class LabelingWorker(QObject):
             return
         try:
             paths = list(iter_image_files(target)) if isinstance(target, Path) else list(target)
+            self._labeler.forget()  # a new run replaces the results of the last one
             job = self._labeler.label(paths, token)
         except Exception as error:
             self.failed.emit("label", gen, describe_error(error))
@@ -264,7 +269,12 @@ class LabelingClient(QObject):
     _label = Signal(int, object, object)
 
     def __init__(
-        self, parent: QObject | None = None, *, cache_dir: Path | None = None, device: str = "auto"
+        self,
+        parent: QObject | None = None,
+        *,
+        cache_dir: Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
     ) -> None:
         super().__init__(parent)
         self._gens = dict.fromkeys(KINDS, 0)
@@ -272,7 +282,7 @@ class LabelingClient(QObject):
         self._labeling = False
         self._thread = QThread()
         self._thread.setObjectName("labeling-worker")
-        self._worker = LabelingWorker(cache_dir, device)
+        self._worker = LabelingWorker(cache_dir, device, batch_size)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.shutdown)
         self._wire()

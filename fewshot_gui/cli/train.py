@@ -1,72 +1,14 @@
-"""The headless command `fewshot`: train, evaluate, list models, label and undo."""
+"""`fewshot train`, `fewshot eval` and `fewshot models`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
-import signal
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
 
-from . import __version__
-from .core.errors import FewShotError
-
-
-class ProgressBar:
-    """One redrawn line on a terminal, a line every few seconds elsewhere (logs, CI)."""
-
-    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr) -> None:
-        self.label, self.total, self.stream = label, total, stream
-        self.started = time.perf_counter()
-        self._last_line = 0.0
-        self._tty = stream.isatty()
-
-    def update(self, done: int, extra: str = "") -> None:
-        now = time.perf_counter()
-        if not self._tty and now - self._last_line < 5 and done < self.total:
-            return
-        self._last_line = now
-        fraction = done / self.total if self.total else 1.0
-        elapsed = now - self.started
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
-        bar = "#" * int(24 * fraction)
-        line = (
-            f"{self.label} [{bar:<24}] {done}/{self.total} "
-            f"{elapsed:.0f}s elapsed, {eta:.0f}s left {extra}"
-        )
-        if self._tty:
-            self.stream.write("\r\x1b[2K" + line)
-            if done >= self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self._tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-@contextmanager
-def interrupt_cancels(cancel: Callable[[], None]) -> Iterator[None]:
-    """The first Ctrl-C asks the job to stop cleanly; a second one stops at once."""
-
-    def handler(signum: int, frame: object) -> None:
-        cancel()
-        print("\nstopping after this step (Ctrl-C again to stop at once)", file=sys.stderr)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+from .progress import ProgressBar, drive_with, interrupt_cancels, print_line, say
 
 
 def _add_episode_args(parser: argparse.ArgumentParser, way: int, shot: int, query: int) -> None:
@@ -75,13 +17,7 @@ def _add_episode_args(parser: argparse.ArgumentParser, way: int, shot: int, quer
     parser.add_argument("--query", type=int, default=query, help="queries per class (Q)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="fewshot", description="Few-shot image labeling with ProtoNet and MAML."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="meta-train a model on a folder-per-class dataset")
     train.add_argument("--method", choices=("protonet", "maml"), default="protonet")
     train.add_argument("--backbone", default="conv4", help="conv4, conv4-rgb84 or lite0")
@@ -131,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list installed models with their cards")
     models.add_argument("--json", action="store_true", help="print the cards as JSON")
     models.set_defaults(run=run_models)
-    return parser
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -170,10 +105,9 @@ def run_train(args: argparse.Namespace) -> int:
         train_pool, val_pool = pool, ImagePool.from_folder(args.val_data)
     else:
         train_pool, val_pool = pool.split_holdout_groups(args.val_holdout)
-    print(
+    say(
         f"training {len(train_pool.class_names)} classes, "
-        f"validating on {len(val_pool.class_names)} held-out classes",
-        file=sys.stderr,
+        f"validating on {len(val_pool.class_names)} held-out classes"
     )
     card = {
         "name": args.name or args.out.name,
@@ -192,15 +126,14 @@ def run_train(args: argparse.Namespace) -> int:
         card=card,
     )
     with interrupt_cancels(token.cancel):
-        result = _drive(
+        result = drive_with(
             job,
-            bar,
             {
                 TrainProgress: lambda e: bar.update(
                     e.episode,
                     f"loss {e.loss:.3f} acc {e.accuracy:.1f}% {e.episodes_per_second:.2f} ep/s",
                 ),
-                Validated: lambda e: _print_line(
+                Validated: lambda e: print_line(
                     bar,
                     f"validation at {e.episode}: {e.result.accuracy:.2f}% ± {e.result.ci95:.2f}"
                     + (" (best)" if e.best else ""),
@@ -210,11 +143,10 @@ def run_train(args: argparse.Namespace) -> int:
         )
     status = "stopped" if result.cancelled else "done"
     best = f"{result.best.accuracy:.2f}% ± {result.best.ci95:.2f}" if result.best else "none"
-    print(
+    say(
         f"{status} after {result.episodes_done} episodes in {result.seconds:.0f}s; "
         f"best validation {best} at episode {result.best_episode}; model in {args.out / 'best'}"
-        + ("; resume with --resume" if result.cancelled else ""),
-        file=sys.stderr,
+        + ("; resume with --resume" if result.cancelled else "")
     )
     return 130 if result.cancelled else 0
 
@@ -243,9 +175,8 @@ def run_eval(args: argparse.Namespace) -> int:
         cache_dir=cache_dir(),
     )
     with interrupt_cancels(token.cancel):
-        result = _drive(
+        result = drive_with(
             job,
-            bar,
             {
                 EvalProgress: lambda e: bar.update(e.done, f"acc {e.accuracy:.2f}%"),
             },
@@ -279,36 +210,3 @@ def run_models(args: argparse.Namespace) -> int:
         )
         print(f"{name:<28} {model.get('method', '?'):<9} {model.get('backbone', '?'):<12} {score}")
     return 0
-
-
-def _print_line(bar: ProgressBar, text: str) -> None:
-    if bar.stream.isatty():
-        bar.close()
-    print(text, file=sys.stderr)
-
-
-def _drive(job: Any, bar: ProgressBar, handlers: dict[type, Callable[[Any], None]]) -> Any:
-    """Run a core generator, showing its events; stages go to stderr as plain lines."""
-    from .core.evaluation import Stage
-    from .core.jobs import drive
-
-    def show(event: object) -> None:
-        if isinstance(event, Stage):
-            print(event.message, file=sys.stderr)
-        elif type(event) in handlers:
-            handlers[type(event)](event)
-
-    return drive(job, show)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except FewShotError as error:
-        print(f"fewshot: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,213 @@
+"""`fewshot label` and `fewshot undo`: the labeling engine, headless."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..core.checkpoint import DEFAULT_MODEL
+from ..core.devices import DEVICE_CHOICES
+from ..core.errors import ConfigError
+from .progress import ProgressBar, drive_with, interrupt_cancels, say
+
+PAST = {"copy": "copied", "move": "moved", "link": "linked"}
+UNKNOWN_HELP = (
+    "auto (default): calibrate from the examples themselves. Each example is left out and "
+    "its distance to the rest is measured (how far a known class's image lies); each class "
+    "is left out whole and its examples' distance to the other classes measured (how far an "
+    "image of a missing class lies); the threshold separates the two. off: never unknown. "
+    "A number: your own threshold on the same distance (the summary prints the auto one)."
+)
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    label = commands.add_parser(
+        "label",
+        help="label every image in a folder from a few examples per class",
+        description="Label every image under --images from the examples in --support.",
+    )
+    support = label.add_mutually_exclusive_group(required=True)
+    support.add_argument("--support", type=Path, help="one subfolder of examples per class")
+    support.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="NAME=FILE,FILE",
+        help="a class and its example files (repeat for each class)",
+    )
+    label.add_argument("--images", type=Path, required=True, help="folder to label (recursive)")
+    label.add_argument("--model", default=DEFAULT_MODEL, help=f"default {DEFAULT_MODEL}")
+    label.add_argument("--out", type=Path, default=Path("labels.csv"), help=".csv, .json or .jsonl")
+    label.add_argument(
+        "--restart", action="store_true", help="ignore an existing --out instead of continuing it"
+    )
+    label.add_argument("--unknown", default="auto", help=UNKNOWN_HELP)
+    label.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    label.add_argument("--batch-size", type=int, default=32)
+    label.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
+    label.add_argument("--export", choices=("copy", "move", "link"), help="sort files into --dest")
+    label.add_argument("--dest", type=Path, help="destination of --export: DEST/CLASS/FILE")
+    label.add_argument(
+        "--include-unknown", action="store_true", help="export unknown images to DEST/unknown"
+    )
+    label.add_argument(
+        "--dry-run", action="store_true", help="print what --export would do; change nothing"
+    )
+    label.set_defaults(run=run_label)
+
+    undo = commands.add_parser("undo", help="undo an export from its journal")
+    undo.add_argument("journal", type=Path, help="the .journal.jsonl file an export wrote")
+    undo.set_defaults(run=run_undo)
+
+
+def parse_unknown(value: str) -> str | float:
+    if value in ("auto", "off"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"--unknown must be auto, off or a number, not {value!r}") from None
+
+
+def parse_classes(specs: list[str]) -> dict[str, list[Path]]:
+    classes: dict[str, list[Path]] = {}
+    for spec in specs:
+        name, sep, files = spec.partition("=")
+        if not sep or not name or not files:
+            raise ConfigError(f"--class takes NAME=FILE,FILE; got {spec!r}")
+        classes.setdefault(name, []).extend(Path(f) for f in files.split(","))
+    return classes
+
+
+def run_label(args: argparse.Namespace) -> int:
+    from ..core.checkpoint import load_model
+    from ..core.images import iter_image_files
+    from ..core.jobs import CancelToken
+    from ..core.labeling import Labeler, LabelProgress, SupportSet
+    from ..core.manifest import read_manifest, write_manifest
+    from ..core.paths import cache_dir
+
+    if args.export and args.dest is None:
+        raise ConfigError("--export needs --dest, the folder to sort files into")
+    unknown = parse_unknown(args.unknown)
+    support = (
+        SupportSet.from_folder(args.support)
+        if args.support
+        else SupportSet.from_mapping(parse_classes(args.classes))
+    )
+    loaded = load_model(args.model)
+    labeler = Labeler(
+        loaded,
+        device=args.device,
+        cache_dir=None if args.no_cache else cache_dir(),
+        batch_size=args.batch_size,
+    )
+    labeler.set_unknown(unknown)
+    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_name}")
+    report = drive_with(labeler.set_support(support), {})
+    for _path, error in report.errors:
+        say(f"example skipped: {error}")
+    for cls in report.classes:
+        loo = "n/a" if cls.loo_accuracy is None else f"{100 * cls.loo_accuracy:.0f}%"
+        notes = "; ".join(cls.warnings)
+        say(f"  {cls.name}: {cls.examples} examples, leave-one-out {loo} {notes}")
+    auto = "none (add more examples)" if report.threshold is None else f"{report.threshold:.4g}"
+    say(f"unknown: {args.unknown} (auto threshold {auto})")
+
+    rows = {}
+    if args.out.exists() and not args.restart:
+        rows = {row.path: row for row in read_manifest(args.out)}
+        say(f"continuing {args.out}: {len(rows)} files already labeled")
+    dest = args.dest.resolve() if args.dest else None
+    todo = [
+        p
+        for p in iter_image_files(args.images)
+        if str(p) not in rows and not (dest and p.resolve().is_relative_to(dest))
+    ]
+    meta = {
+        "model": loaded.name,
+        "support": [c.name for c in support.classes],
+        "unknown": args.unknown,
+    }
+    token = CancelToken()
+    bar = ProgressBar("label", len(todo))
+    last_write = time.perf_counter()
+
+    def on_progress(event: LabelProgress) -> None:
+        nonlocal last_write
+        for prediction in event.new:
+            rows[str(prediction.path)] = prediction.manifest_row()
+        bar.update(event.done, f"{event.images_per_second:.0f} img/s")
+        if time.perf_counter() - last_write > 5:
+            write_manifest(rows.values(), args.out, meta=meta)
+            last_write = time.perf_counter()
+
+    with interrupt_cancels(token.cancel):
+        summary = drive_with(labeler.label(todo, token), {LabelProgress: on_progress})
+    write_manifest(rows.values(), args.out, meta=meta)
+    say(
+        f"{summary.labeled} labeled, {summary.unknown} unknown, {summary.errors} unreadable "
+        f"in {summary.seconds:.1f}s; manifest {args.out}"
+    )
+    if summary.cancelled:
+        say("stopped early; run the same command again to continue")
+        return 130
+    if args.export:
+        return _export(args, [(Path(r.path), r.label) for r in rows.values() if r.label])
+    return 0
+
+
+def _export(args: argparse.Namespace, items: list[tuple[Path, str]]) -> int:
+    from ..core.export import default_journal_path, execute_export, plan_export
+    from ..core.jobs import CancelToken
+
+    plan = plan_export(items, args.dest, include_unknown=args.include_unknown)
+    if args.dry_run:
+        for op in plan:
+            print(f"{args.export} {op.source} -> {op.target}")
+        say(f"dry run: {len(plan)} files would be {PAST[args.export]} into {args.dest}")
+        return 0
+    args.dest.mkdir(parents=True, exist_ok=True)
+    journal = default_journal_path(args.dest)
+    token = CancelToken()
+    bar = ProgressBar(args.export, len(plan))
+    failures: list[str] = []
+
+    def on_file(event: object) -> None:
+        bar.update(event.index)
+        if not event.ok:
+            failures.append(f"{event.op.source}: {event.error}")
+
+    from ..core.export import ExportEvent
+
+    with interrupt_cancels(token.cancel):
+        summary = drive_with(
+            execute_export(plan, args.export, journal, cancel=token), {ExportEvent: on_file}
+        )
+    for failure in failures:
+        say(f"not exported: {failure}")
+    say(
+        f"{summary.done} files {PAST[args.export]} into {args.dest}, {summary.failed} failed; "
+        f"undo with: fewshot undo {journal}"
+    )
+    return 130 if summary.cancelled else (1 if summary.failed else 0)
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    from ..core.export import UndoEvent, undo_export
+
+    problems: list[str] = []
+
+    def on_event(event: UndoEvent) -> None:
+        if event.action in ("failed", "kept") or event.restored_to not in (None, event.source):
+            problems.append(f"{event.target}: {event.action} {event.message}")
+
+    summary = drive_with(undo_export(args.journal), {UndoEvent: on_event})
+    for problem in problems:
+        say(problem)
+    if summary.already_undone:
+        say(f"{args.journal} was already undone; nothing to do")
+    else:
+        say(f"undone: {args.journal}, {summary.failed} failed")
+    return 1 if summary.failed else 0

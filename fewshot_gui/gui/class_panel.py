@@ -1,0 +1,230 @@
+"""The class panel: classes with their examples, edited by drops, paste, buttons and keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QGuiApplication, QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fewshot_gui.core.images import IMAGE_SUFFIXES
+from fewshot_gui.gui.class_model import (
+    CLASS_THUMB,
+    EXAMPLE_THUMB,
+    PATH_ROLE,
+    ClassModel,
+    ExampleModel,
+)
+from fewshot_gui.gui.drops import sort_dropped
+from fewshot_gui.gui.edits import SessionEditor
+from fewshot_gui.gui.results_model import RESULTS_MIME
+
+
+def local_paths(mime: QMimeData) -> list[Path]:
+    """The local files named by a drop or the clipboard (file URLs only)."""
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+class _DropList(QListView):
+    """A list that takes file drops and result drops; `dropped(row, mime)`, row -1 for none."""
+
+    dropped = Signal(int, QMimeData)
+    deletePressed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() or event.mimeData().hasFormat(RESULTS_MIME):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        index = self.indexAt(event.position().toPoint())
+        self.dropped.emit(index.row() if index.isValid() else -1, event.mimeData())
+        event.acceptProposedAction()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.deletePressed.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class ClassPanel(QWidget):
+    """Classes above, the selected class's examples below; `message` goes to the status bar."""
+
+    message = Signal(str)
+    resultsDropped = Signal(list, str)  # result paths dropped onto a class: a correction
+
+    def __init__(self, editor: SessionEditor, examples: ExampleModel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.editor = editor
+        self.classes: ClassModel = editor.classes
+        self.example_model = examples
+
+        self.class_list = _DropList(self)
+        self.class_list.setModel(self.classes)
+        self.class_list.setIconSize(QSize(CLASS_THUMB, CLASS_THUMB))
+        self.class_list.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.class_list.setToolTip(
+            "Drop images or folders onto a class to add examples; drop a folder of "
+            "subfolders to make one class per subfolder. Double-click to rename."
+        )
+        self.example_list = _DropList(self)
+        self.example_list.setModel(examples)
+        self.example_list.setViewMode(QListView.ViewMode.IconMode)
+        self.example_list.setIconSize(QSize(EXAMPLE_THUMB, EXAMPLE_THUMB))
+        self.example_list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.example_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.example_list.setToolTip("Examples of the selected class; Delete removes the selected")
+        self.example_list.setMovement(QListView.Movement.Static)
+
+        self.examples_title = QLabel("Examples")
+        buttons = QHBoxLayout()
+        for text, tip, slot in (
+            ("+ Class", "Add a class (Ctrl+Shift+N)", self.add_class),
+            ("Add…", "Add example images to the selected class", self.add_from_dialog),
+            ("Rename", "Rename the selected class (F2)", self.rename_selected),
+            ("Delete", "Delete the selected class", self.delete_selected_class),
+        ):
+            button = QToolButton(self)
+            button.setText(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
+        layout.addWidget(self.class_list, 2)
+        layout.addWidget(self.examples_title)
+        layout.addWidget(self.example_list, 3)
+
+        self.class_list.dropped.connect(self._on_class_drop)
+        self.example_list.dropped.connect(self._on_example_drop)
+        self.class_list.deletePressed.connect(self.delete_selected_class)
+        self.example_list.deletePressed.connect(self.delete_selected_examples)
+        self.class_list.selectionModel().currentChanged.connect(self._on_current)
+        self.classes.renameRequested.connect(self._on_rename)
+        self.classes.modelReset.connect(self._keep_selection)
+
+    def current_class(self) -> str:
+        index = self.class_list.currentIndex()
+        return self.classes.names()[index.row()] if index.isValid() else ""
+
+    def select_class(self, name: str) -> None:
+        row = self.classes.row_of(name)
+        if row >= 0:
+            self.class_list.setCurrentIndex(self.classes.index(row))
+
+    def add_class(self) -> str:
+        name = self.editor.add_class()
+        self.select_class(name)
+        return name
+
+    def add_files(self, paths: list[Path], target: str) -> int:
+        """Add dropped or pasted paths to the class `target` ('' for none); returns the count."""
+        dropped = sort_dropped(paths, into_target=bool(target))
+        groups = {name or target: list(files) for name, files in dropped.groups.items()}
+        added = self.editor.add_examples(groups) if groups else 0
+        if dropped.rejected:
+            names = ", ".join(p.name for p in dropped.rejected[:3])
+            more = "…" if len(dropped.rejected) > 3 else ""
+            kinds = ", ".join(sorted(s.lstrip(".").upper() for s in IMAGE_SUFFIXES))
+            self.message.emit(f"Not an image: {names}{more} (images are {kinds})")
+        elif groups:
+            self.message.emit(f"Added {added} example(s) to {', '.join(groups)}")
+        if groups and not self.current_class():
+            self.select_class(next(iter(groups)))
+        elif target:
+            self.select_class(target)
+        return added
+
+    def add_from_dialog(self) -> None:
+        target = self.current_class() or self.add_class()
+        patterns = " ".join(f"*{s}" for s in sorted(IMAGE_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(
+            self, f"Add examples to {target}", "", f"Images ({patterns})"
+        )
+        if files:
+            self.add_files([Path(f) for f in files], target)
+
+    def paste(self) -> None:
+        mime = QGuiApplication.clipboard().mimeData()
+        paths = local_paths(mime) if mime is not None else []
+        if not paths:
+            self.message.emit("The clipboard holds no files to paste")
+            return
+        self.add_files(paths, self.current_class())
+
+    def rename_selected(self) -> None:
+        index = self.class_list.currentIndex()
+        if index.isValid():
+            self.class_list.edit(index)
+
+    def delete_selected_class(self) -> None:
+        name = self.current_class()
+        if name:
+            self.editor.delete_class(name)
+
+    def delete_selected_examples(self) -> None:
+        rows = self.example_list.selectionModel().selectedIndexes()
+        paths = [index.data(PATH_ROLE) for index in rows]
+        if paths and self.example_model.class_name:
+            self.editor.remove_examples(self.example_model.class_name, paths)
+
+    def _on_class_drop(self, row: int, mime: QMimeData) -> None:
+        target = self.classes.names()[row] if row >= 0 else ""
+        self._drop(mime, target)
+
+    def _on_example_drop(self, _row: int, mime: QMimeData) -> None:
+        self._drop(mime, self.example_model.class_name)
+
+    def _drop(self, mime: QMimeData, target: str) -> None:
+        if mime.hasFormat(RESULTS_MIME):
+            paths = [Path(p) for p in bytes(mime.data(RESULTS_MIME).data()).decode().splitlines()]
+            self.resultsDropped.emit(paths, target or self.add_class())
+            return
+        self.add_files(local_paths(mime), target)
+
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        name = self.classes.names()[current.row()] if current.isValid() else ""
+        self.example_model.show_class(name)
+        self.examples_title.setText(f"Examples of {name}" if name else "Examples")
+
+    def _on_rename(self, row: int, name: str) -> None:
+        old = self.classes.names()[row]
+        if self.editor.rename_class(old, name):
+            self.select_class(name)
+        else:
+            self.message.emit(f"There is already a class named {name}")
+
+    def _keep_selection(self) -> None:
+        name = self.example_model.class_name
+        if name in self.classes.names():
+            self.select_class(name)
+        elif self.classes.rowCount():
+            self.class_list.setCurrentIndex(self.classes.index(0))
+        else:
+            self._on_current(QModelIndex(), QModelIndex())

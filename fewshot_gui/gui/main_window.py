@@ -1,0 +1,436 @@
+"""The main window: wires the class panel, results, threshold, worker, sessions and export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fewshot_gui.gui.about import FIRST_RUN_HINT, show_about
+from fewshot_gui.gui.banner import Banner
+from fewshot_gui.gui.class_model import ClassModel, ExampleModel
+from fewshot_gui.gui.class_panel import ClassPanel, local_paths
+from fewshot_gui.gui.edits import SessionEditor
+from fewshot_gui.gui.export_dialog import ExportDialog
+from fewshot_gui.gui.results_model import UNKNOWN, ResultsModel
+from fewshot_gui.gui.results_panel import ResultsPanel
+from fewshot_gui.gui.session import Session, autosave_path
+from fewshot_gui.gui.sessions import SessionFiles
+from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.gui.threshold import ThresholdBar
+from fewshot_gui.workers.labeling_worker import LabelingClient, ModelInfo, Progress
+
+DEFAULT_MODEL = "photo-lite0-protonet"
+SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once
+Ask = Callable[[str, str], bool]
+
+
+def _ask_user(parent: QWidget) -> Ask:
+    def ask(title: str, text: str) -> bool:
+        answer = QMessageBox.question(parent, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    return ask
+
+
+class MainWindow(QMainWindow):
+    """Build with the settings to use, then `start()` once the window has painted."""
+
+    def __init__(
+        self,
+        settings: QSettings,
+        *,
+        autosave: Path | None = None,
+        cache_dir: Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        model: str = "",
+        ask: Ask | None = None,
+    ) -> None:
+        super().__init__()
+        self.setWindowTitle("FewShot Labeler")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self.client: LabelingClient | None = None
+        self.folder: Path | None = None
+        self.model_name = model
+        self.model_info: ModelInfo | None = None
+        self.last_journal: Path | None = None
+        self.last_error = ""
+        self._worker_options = {"cache_dir": cache_dir, "device": device, "batch_size": batch_size}
+        self._label_when_ready = False
+        self._ask = ask or _ask_user(self)
+
+        self.thumbnails = ThumbnailCache(self)
+        self.classes = ClassModel(self.thumbnails, self)
+        self.editor = SessionEditor(self.classes, self)
+        self.results = ResultsModel(self.thumbnails, self)
+        self.class_panel = ClassPanel(self.editor, ExampleModel(self.classes, self.thumbnails, self))
+        self.results_panel = ResultsPanel(self.results, self.classes, self.thumbnails, self)
+        self.threshold = ThresholdBar(self)
+        self.banner = Banner(self)
+        self.sessions = SessionFiles(self, settings, autosave or autosave_path(), self.capture)
+        self._build_layout()
+        self._build_status_bar()
+        self._build_actions()
+        self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
+        self._support_timer.timeout.connect(self._sync_support)
+        self._wire()
+        self.restoreGeometry(settings.value("window/geometry", b""))
+        self.restoreState(settings.value("window/state", b""))
+
+    # --- construction ----------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self.class_panel)
+        splitter.addWidget(self.results_panel)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([300, 900])
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.threshold)
+        self.setCentralWidget(central)
+        self.resize(1200, 800)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(240)
+        self.rate = QLabel(self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop labeling (Esc)")
+        self.device_label = QLabel("no model", self)
+        self.device_label.setToolTip("The device the model runs on")
+        for widget in (self.progress, self.rate, self.cancel_button):
+            bar.addPermanentWidget(widget)
+            widget.hide()
+        bar.addPermanentWidget(self.device_label)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:  # noqa: ANN001
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
+        return action
+
+    def _build_actions(self) -> None:
+        keys = QKeySequence.StandardKey
+        file = self.menuBar().addMenu("&File")
+        self.open_folder_action = self._action(
+            file, "Open &Folder to Label…", self.choose_folder, keys.Open, "Label every image in a folder"
+        )
+        self.label_action = self._action(
+            file, "&Label Again", self.label_again, "Ctrl+L", "Label the folder again"
+        )
+        self.cancel_action = self._action(file, "&Cancel Labeling", self.cancel, "Esc")
+        self.cancel_action.setEnabled(False)
+        self.export_action = self._action(
+            file, "&Export…", self.open_export, "Ctrl+E", "Write a manifest or sort files into class folders"
+        )
+        file.addSeparator()
+        self._action(file, "Open &Session…", self.sessions.open_dialog, "Ctrl+Shift+O")
+        file.addMenu(self.sessions.recent_menu)
+        self._action(file, "&Save Session", lambda: self.sessions.save(), keys.Save)
+        self._action(file, "Save Session &As…", self.sessions.save_as, keys.SaveAs)
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, keys.Quit)
+
+        edit = self.menuBar().addMenu("&Edit")
+        undo = self.editor.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(keys.Undo)
+        redo = self.editor.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcut(keys.Redo)
+        edit.addActions([undo, redo])
+        edit.addSeparator()
+        self._action(edit, "&Paste Examples", self.class_panel.paste, keys.Paste)
+        self._action(edit, "Add &Class", self.class_panel.add_class, "Ctrl+Shift+N")
+        self._action(edit, "&Rename Class", self.class_panel.rename_selected, "F2")
+
+        view = self.menuBar().addMenu("&View")
+        self._action(view, "&All Images", lambda: self.results_panel.set_filter(None), "Ctrl+0")
+        self._action(view, "&Unknown Only", lambda: self.results_panel.set_filter(UNKNOWN), "Ctrl+U")
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Getting Started", lambda: self.banner.show_info(FIRST_RUN_HINT), "F1")
+        self._action(help_menu, "&About FewShot Labeler", lambda: show_about(self))
+
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("main-toolbar")
+        toolbar.addActions([self.open_folder_action, self.label_action, self.export_action])
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" Model: "))
+        self.model_box = QComboBox(self)
+        self.model_box.setToolTip("The installed model that labels the images")
+        self.model_box.setMinimumWidth(220)
+        toolbar.addWidget(self.model_box)
+        self.addToolBar(toolbar)
+
+    def _wire(self) -> None:
+        self.editor.changed.connect(self._on_edit)
+        self.class_panel.message.connect(self.show_message)
+        self.class_panel.resultsDropped.connect(self.editor.correct)
+        self.results_panel.correctRequested.connect(self.editor.correct)
+        self.results_panel.acceptRequested.connect(self.accept_predictions)
+        self.threshold.modeChanged.connect(self._on_threshold)
+        self.sessions.opened.connect(self.restore)
+        self.sessions.message.connect(self.show_message)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.model_box.activated.connect(lambda _row: self.load_model(self.model_box.currentText()))
+
+    # --- start, worker replies -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (which imports torch) and offer to recover a crashed session."""
+        self.client = client = LabelingClient(self, **self._worker_options)
+        client.modelsListed.connect(self._on_models)
+        client.modelLoaded.connect(self._on_model_loaded)
+        client.stage.connect(self.show_message)
+        client.supportReady.connect(self._on_support_ready)
+        client.relabeled.connect(self._on_relabeled)
+        client.labelStarted.connect(self._on_label_started)
+        client.labelProgress.connect(self._on_progress)
+        client.labelFinished.connect(self._on_finished)
+        client.failed.connect(self._on_failed)
+        client.busyChanged.connect(self._on_busy)
+        client.list_models()
+        if not self.settings.value("hints/first_run_done", False, type=bool):
+            self.banner.show_info(FIRST_RUN_HINT)
+            self.settings.setValue("hints/first_run_done", True)
+        crashed = self.sessions.recoverable()
+        if crashed is not None and self._ask(
+            "Recover the last session?",
+            "FewShot Labeler did not close cleanly last time. Restore the classes, examples and "
+            "corrections it was working on?",
+        ):
+            self.restore(crashed)
+            self.show_message("Recovered the last session")
+
+    def _on_models(self, models: list) -> None:
+        names = [name for name, _card in models]
+        self.model_box.clear()
+        self.model_box.addItems(names)
+        if not names:
+            self.device_label.setText("no model")
+            self.show_error("No models are installed. Put a model folder in the models folder, "
+                            "or train one with `fewshot train`.")
+            return
+        wanted = self.model_name or (DEFAULT_MODEL if DEFAULT_MODEL in names else names[0])
+        if wanted in names:
+            self.model_box.setCurrentIndex(names.index(wanted))
+        self.load_model(wanted)
+
+    def load_model(self, name: str) -> None:
+        if not name or self.client is None:
+            return
+        self.model_name = name
+        self.model_info = None
+        self.device_label.setText(f"loading {Path(name).name}…")
+        self._label_when_ready = self.folder is not None
+        self.client.load_model(name)
+        self.sessions.changed()
+
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        self.model_info = info
+        size = info.card.get("input", {})
+        self.device_label.setText(f"{info.name} · {info.device} · {info.engine}")
+        self.device_label.setToolTip(
+            f"{info.name} runs on {info.device} ({info.engine}); it sees images as "
+            f"{size.get('size', '?')} px, {'grayscale' if size.get('channels') == 1 else 'colour'}"
+        )
+        self.show_message(f"Model {info.name} ready on {info.device}")
+        self._sync_support()
+
+    def _on_support_ready(self, report: object) -> None:
+        self.classes.set_report(report)
+        self.threshold.set_auto(report.threshold)  # type: ignore[attr-defined]
+        self.threshold.set_novelties(self._novelties())
+        if self._label_when_ready and self.folder is not None and self.client is not None:
+            self._label_when_ready = False
+            self.results.clear()
+            self.client.label(self.folder)
+
+    def _on_relabeled(self, predictions: list) -> None:
+        self.results.add(predictions)
+        self.threshold.set_novelties(self._novelties())
+
+    def _on_label_started(self, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(0)
+        self.show_message(f"Labeling {total} images in {self.folder}")
+
+    def _on_progress(self, progress: Progress, new: list) -> None:
+        self.results.add(new)
+        self.progress.setValue(progress.done)
+        minutes, seconds = divmod(round(progress.seconds_left), 60)
+        self.rate.setText(f"{progress.images_per_second:.0f} images/s · {minutes}:{seconds:02d} left")
+
+    def _on_finished(self, summary: object) -> None:
+        s = summary
+        done = "Cancelled after" if s.cancelled else "Labeled"  # type: ignore[attr-defined]
+        self.show_message(
+            f"{done} {s.labeled + s.unknown + s.errors} of {s.total} images in {s.seconds:.1f} s: "  # type: ignore[attr-defined]
+            f"{s.unknown} unknown, {s.errors} unreadable"  # type: ignore[attr-defined]
+        )
+        self.threshold.set_novelties(self._novelties())
+
+    def _on_busy(self, busy: bool) -> None:
+        for widget in (self.progress, self.rate, self.cancel_button):
+            widget.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+
+    def _on_failed(self, kind: str, message: str) -> None:
+        what = {"model": "The model could not be loaded", "label": "Labeling stopped"}
+        self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")
+        if kind == "model":
+            self.device_label.setText("no model")
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)
+
+    def show_error(self, text: str) -> None:
+        self.last_error = text
+        self.banner.show_error(text)
+        self.show_message(text)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder to label", str(self.folder or ""))
+        if folder:
+            self.label_folder(Path(folder))
+
+    def label_folder(self, folder: Path) -> None:
+        self.folder = folder
+        self.sessions.changed()
+        self.label_again()
+
+    def label_again(self) -> None:
+        if self.folder is None:
+            self.choose_folder()
+            return
+        self.results.clear()
+        self.thumbnails.clear_pending()
+        ready = self.client is not None and self.model_info is not None and self.classes.mapping()
+        if not ready:
+            self._label_when_ready = True
+            self.show_message("Will label as soon as the model is ready and classes have examples")
+            return
+        self._sync_support()
+        self._label_when_ready = True
+
+    def cancel(self) -> None:
+        if self.client is not None:
+            self.client.cancel()
+
+    def accept_predictions(self, paths: list[Path]) -> None:
+        """Take the predicted labels of `paths` as given: each becomes an example of its class."""
+        labels = {item[0]: item[1] for item in self.results.labeled_items()}
+        self.editor.undo_stack.beginMacro(f"Accept {len(paths)} prediction(s)")
+        for name in {labels.get(p, "") for p in paths} - {"", UNKNOWN}:
+            self.editor.correct([p for p in paths if labels.get(p) == name], name)
+        self.editor.undo_stack.endMacro()
+
+    def open_export(self) -> None:
+        dialog = ExportDialog(self.results, self.last_journal, self)
+        dialog.exported.connect(self._on_exported)
+        dialog.open()
+
+    def _on_exported(self, journal: object) -> None:
+        self.last_journal = journal if isinstance(journal, Path) else None
+        self.sessions.changed()
+
+    # --- support, threshold, sessions ------------------------------------------------------
+
+    def _on_edit(self) -> None:
+        self.results.set_corrections(self.editor.corrections)
+        self.sessions.changed()
+        self._support_timer.start()
+
+    def _sync_support(self) -> None:
+        self._support_timer.stop()
+        mapping = self.classes.mapping()
+        if self.client is None or self.model_info is None:
+            return
+        if not mapping:
+            self.show_message("Add example images to a class to start")
+            return
+        self.client.set_unknown(self.threshold.mode)
+        self.client.set_support(mapping)
+
+    def _on_threshold(self, mode: object) -> None:
+        self.sessions.changed()
+        if self.client is not None and self.model_info is not None:
+            self.client.set_unknown(mode)  # type: ignore[arg-type]
+
+    def _novelties(self) -> list[float]:
+        return [p.novelty for p in self.results.predictions() if not p.error]
+
+    def capture(self) -> Session:
+        return Session(
+            classes=[(name, list(examples)) for name, examples in self.classes.snapshot()],
+            folder=self.folder,
+            corrections=dict(self.editor.corrections),
+            threshold=self.threshold.mode,
+            model=self.model_name,
+            last_export_journal=self.last_journal,
+        )
+
+    def restore(self, session: Session) -> None:
+        self.editor.reset(
+            tuple((name, tuple(examples)) for name, examples in session.classes),
+            session.corrections,
+        )
+        self.threshold.set_mode(session.threshold)
+        self.last_journal = session.last_export_journal
+        self.results.clear()
+        self.folder = session.folder
+        self._label_when_ready = session.folder is not None
+        if session.model and session.model != self.model_name and self.client is not None:
+            self.load_model(session.model)
+        else:
+            self.model_name = session.model or self.model_name
+            self._sync_support()
+
+    # --- window events ---------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        folders = [p for p in local_paths(event.mimeData()) if p.is_dir()]
+        if folders:
+            self.label_folder(folders[0])
+        else:
+            self.show_message("Drop a folder here to label it; drop example images on a class")
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        if self.client is not None:
+            self.client.shutdown()
+        self.thumbnails.wait()
+        self.sessions.discard_autosave()
+        self.settings.sync()
+        super().closeEvent(event)

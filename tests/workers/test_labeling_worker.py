@@ -1,0 +1,149 @@
+"""The labeling worker on its real thread with a tiny real model and real image files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fewshot_gui.workers.labeling_worker import UNKNOWN, LabelingClient
+
+TIMEOUT = 20_000
+
+
+@pytest.fixture
+def client(qtbot, tmp_path: Path):
+    made = LabelingClient(cache_dir=tmp_path / "cache", device="cpu", batch_size=4)
+    yield made
+    assert made.shutdown()
+
+
+@pytest.fixture
+def support(tmp_path: Path, pattern_class) -> dict[str, list[Path]]:
+    return {
+        "circle": pattern_class(tmp_path / "ex" / "circle", seed=1, count=3),
+        "square": pattern_class(tmp_path / "ex" / "square", seed=2, count=3),
+    }
+
+
+def ready(qtbot, client: LabelingClient, model: Path, support: dict[str, list[Path]]):
+    with qtbot.waitSignal(client.modelLoaded, timeout=TIMEOUT) as loaded:
+        client.load_model(str(model))
+    with qtbot.waitSignal(client.supportReady, timeout=TIMEOUT) as report:
+        client.set_support(support)
+    return loaded.args[0], report.args[0]
+
+
+def test_labels_a_folder_to_the_end(qtbot, pattern_class, client, tiny_model, support, tmp_path):
+    folder = tmp_path / "unlabeled"
+    circles = pattern_class(folder / "a", seed=1, count=20, start=100)
+    squares = pattern_class(folder / "b", seed=2, count=20, start=100)
+    info, report = ready(qtbot, client, tiny_model, support)
+    assert info.name == "tiny" and info.device.startswith("CPU")
+    assert [c.name for c in report.classes] == ["circle", "square"]
+    received = []
+    client.labelProgress.connect(lambda _progress, new: received.extend(new))
+    client.set_unknown("off")
+    with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
+        client.label(folder)
+    summary = finished.args[0]
+    assert (summary.total, summary.labeled, summary.cancelled) == (40, 40, False)
+    by_path = {p.path: p.label for p in received}
+    assert set(by_path) == set(circles + squares)
+    assert all(by_path[p] == "circle" for p in circles)
+    assert all(by_path[p] == "square" for p in squares)
+    assert not client.labeling
+
+
+def test_cancel_in_the_middle(qtbot, pattern_class, client, tiny_model, support, tmp_path):
+    folder = tmp_path / "many"
+    pattern_class(folder, seed=3, count=400)
+    ready(qtbot, client, tiny_model, support)
+    received = []
+
+    def on_progress(progress, new):
+        received.extend(new)
+        client.cancel()
+
+    client.labelProgress.connect(on_progress)
+    with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
+        client.label(folder)
+    summary = finished.args[0]
+    assert summary.cancelled
+    assert 0 < len(received) < 400
+    assert summary.labeled + summary.unknown + summary.errors == len(received)
+
+
+def test_a_newer_run_drops_the_stale_one(
+    qtbot, pattern_class, client, tiny_model, support, tmp_path
+):
+    old = pattern_class(tmp_path / "old", seed=3, count=200)
+    new = pattern_class(tmp_path / "new", seed=4, count=30)
+    ready(qtbot, client, tiny_model, support)
+    received = []
+    client.labelProgress.connect(lambda _p, batch: received.extend(batch))
+    with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
+        client.label(tmp_path / "old")
+        client.label(tmp_path / "new")
+    assert finished.args[0].total == 30
+    assert {p.path for p in received} == set(new)
+    assert not set(old) & {p.path for p in received}
+
+
+def test_threshold_and_support_relabel_from_the_cache(
+    qtbot, pattern_class, client, tiny_model, support, tmp_path
+):
+    folder = tmp_path / "unlabeled"
+    pattern_class(folder, seed=5, count=12)
+    ready(qtbot, client, tiny_model, support)
+    with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT):
+        client.label(folder)
+    with qtbot.waitSignal(client.relabeled, timeout=TIMEOUT) as relabeled:
+        client.set_unknown(0.0)
+    assert len(relabeled.args[0]) == 12
+    assert {p.label for p in relabeled.args[0]} == {UNKNOWN}
+    new_class = pattern_class(tmp_path / "ex" / "third", seed=5, count=2, start=500)
+    client.set_unknown("off")
+    with qtbot.waitSignal(client.relabeled, timeout=TIMEOUT) as relabeled:
+        client.set_support({**support, "third": new_class})
+    assert {p.label for p in relabeled.args[0]} == {"third"}
+
+
+def test_failures_arrive_as_messages(qtbot, pattern_class, client, tiny_model, tmp_path):
+    with qtbot.waitSignal(client.failed, timeout=TIMEOUT) as failed:
+        client.label(tmp_path)
+    assert failed.args[0] == "label" and "No model" in failed.args[1]
+    with qtbot.waitSignal(client.failed, timeout=TIMEOUT) as failed:
+        client.load_model(str(tmp_path / "no-such-model"))
+    assert failed.args[0] == "model" and "no-such-model" in failed.args[1]
+    with qtbot.waitSignal(client.modelLoaded, timeout=TIMEOUT):
+        client.load_model(str(tiny_model))
+    with qtbot.waitSignal(client.failed, timeout=TIMEOUT) as failed:
+        client.label(tmp_path)
+    assert "support set" in failed.args[1]
+
+
+def test_shutdown_waits_for_a_running_job(qtbot, pattern_class, tiny_model, support, tmp_path):
+    client = LabelingClient(device="cpu", batch_size=2)
+    pattern_class(tmp_path / "many", seed=3, count=300)
+    ready(qtbot, client, tiny_model, support)
+    with qtbot.waitSignal(client.labelStarted, timeout=TIMEOUT):
+        client.label(tmp_path / "many")
+    assert client.shutdown(timeout_ms=10_000)
+    assert client._thread.isFinished()
+
+
+def test_unknown_matches_the_engine():
+    from fewshot_gui.core import labeling
+
+    assert labeling.UNKNOWN == UNKNOWN
+
+
+def test_the_gui_modules_do_not_import_torch():
+    code = (
+        "import sys, fewshot_gui.gui.main_window, fewshot_gui.gui.app;"
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
