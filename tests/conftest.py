@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +45,10 @@ def glyph_dataset(tmp_path: Path) -> Path:
 
 
 def make_distractor_dataset(
-    root: Path, groups: int = 3, classes_per_group: int = 8, images_per_class: int = 6,
+    root: Path,
+    groups: int = 3,
+    classes_per_group: int = 8,
+    images_per_class: int = 6,
     seed: int = 0,
 ) -> Path:
     """root/group/class/N.png where the class lives in a faint left half and the right half
@@ -65,3 +70,66 @@ def make_distractor_dataset(
 @pytest.fixture
 def distractor_dataset(tmp_path: Path) -> Path:
     return make_distractor_dataset(tmp_path / "distractors")
+
+
+@pytest.fixture(scope="session")
+def glyph_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Conv-4 ProtoNet meta-trained for a few seconds on glyphs; its folder."""
+    from fewshot_gui.core.config import EpisodeConfig, ModelConfig, TrainConfig
+    from fewshot_gui.core.datasets import ImagePool
+    from fewshot_gui.core.jobs import drive
+    from fewshot_gui.core.training import meta_train
+
+    root = tmp_path_factory.mktemp("model")
+    data = make_glyph_dataset(root / "data", seed=11)
+    train, val = ImagePool.from_folder(data).split_holdout_groups(1)
+    config = TrainConfig(
+        model=ModelConfig(method="protonet"),
+        episode=EpisodeConfig(10, 2, 4),
+        val_episode=EpisodeConfig(5, 1, 4),
+        episodes=20,
+        val_every=20,
+        val_episodes=20,
+    )
+    drive(meta_train(config, train, val, root / "run", card={"name": "glyph-test"}))
+    return root / "run" / "best"
+
+
+@dataclass(frozen=True)
+class LabelingTask:
+    """Support examples per class, a folder of images to label, and the truth for each."""
+
+    support: dict[str, list[Path]]
+    images: Path
+    truth: dict[Path, str]
+
+
+def make_labeling_task(
+    root: Path, classes: int = 4, examples: int = 3, queries: int = 6, seed: int = 21
+) -> LabelingTask:
+    """Glyph classes unseen by `glyph_model`: the first drawings are examples, the rest
+    are copied, shuffled in name, into one folder to label."""
+    data = make_glyph_dataset(
+        root / "classes",
+        groups=1,
+        classes_per_group=classes,
+        images_per_class=examples + queries,
+        seed=seed,
+    )
+    images = root / "images"
+    images.mkdir()
+    support: dict[str, list[Path]] = {}
+    truth: dict[Path, str] = {}
+    for folder in sorted((data / "group0").iterdir()):
+        drawings = sorted(folder.glob("*.png"))
+        support[folder.name] = drawings[:examples]
+        for drawing in drawings[examples:]:
+            target = images / f"{folder.name[-2:]}{drawing.stem}x.png"
+            shutil.copy(drawing, target)
+            truth[target] = folder.name
+    return LabelingTask(support, images, truth)
+
+
+@pytest.fixture
+def labeling_task(tmp_path: Path) -> LabelingTask:
+    return make_labeling_task(tmp_path / "task")

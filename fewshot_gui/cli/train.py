@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 from pathlib import Path
 
 from .progress import ProgressBar, drive_with, interrupt_cancels, print_line, say
@@ -70,11 +69,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .core.config import EpisodeConfig, ModelConfig, TrainConfig
-    from .core.datasets import ImagePool
-    from .core.jobs import CancelToken
-    from .core.paths import cache_dir
-    from .core.training import Checkpointed, TrainProgress, Validated, meta_train
+    from ..core.config import EpisodeConfig, ModelConfig, TrainConfig
+    from ..core.datasets import ImagePool
+    from ..core.jobs import CancelToken
+    from ..core.paths import cache_dir
+    from ..core.training import Checkpointed, TrainProgress, Validated, meta_train
 
     config = TrainConfig(
         model=ModelConfig(
@@ -111,7 +110,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     card = {
         "name": args.name or args.out.name,
-        "command": "fewshot " + shlex.join(sys.argv[1:]),
+        "command": "fewshot " + shlex.join(args.argv),
     }
     token = CancelToken()
     bar = ProgressBar("train", config.episodes)
@@ -152,12 +151,12 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .core.checkpoint import load_model
-    from .core.config import EpisodeConfig
-    from .core.datasets import ImagePool
-    from .core.evaluation import EvalProgress, evaluate
-    from .core.jobs import CancelToken
-    from .core.paths import cache_dir
+    from ..core.checkpoint import load_model
+    from ..core.config import EpisodeConfig
+    from ..core.datasets import ImagePool
+    from ..core.evaluation import EvalProgress, evaluate
+    from ..core.jobs import CancelToken
+    from ..core.paths import cache_dir
 
     loaded = load_model(args.model)
     pool = ImagePool.from_folder(args.data)
@@ -192,7 +191,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from .core.checkpoint import list_models
+    from ..core.checkpoint import list_models
 
     models = list_models()
     if args.json:

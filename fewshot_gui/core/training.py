@@ -108,6 +108,7 @@ def meta_train(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )
     sampler = EpisodeSampler(train_pool.labels, config.episode, config.seed, config.rotations)
+    EpisodeSampler(val_pool.labels, config.val_episode, config.seed + 1)  # fails now, not later
     state = _RunState()
     if resume:
         state = _load_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler)

@@ -229,14 +229,15 @@ class MainWindow(QMainWindow):
         names = [name for name, _card in models]
         self.model_box.clear()
         self.model_box.addItems(names)
-        if not names:
+        if not names and not self.model_name:
             self.device_label.setText("no model")
             self.show_error("No models are installed. Put a model folder in the models folder, "
                             "or train one with `fewshot train`.")
             return
         wanted = self.model_name or (DEFAULT_MODEL if DEFAULT_MODEL in names else names[0])
-        if wanted in names:
-            self.model_box.setCurrentIndex(names.index(wanted))
+        if wanted not in names:
+            self.model_box.addItem(wanted)
+        self.model_box.setCurrentText(wanted)
         self.load_model(wanted)
 
     def load_model(self, name: str) -> None:

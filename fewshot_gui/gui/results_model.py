@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,13 @@ class ResultsModel(QAbstractListModel):
     def labeled_items(self) -> list[tuple[Path, str]]:
         """(path, label) of every row with corrections applied; '' for unreadable files."""
         return [(p.path, self._corrections.get(p.path, p.label)) for p in self._rows]
+
+    def effective_predictions(self) -> list[Any]:
+        """The predictions with the user's corrections as their labels, for a manifest."""
+        return [
+            replace(p, label=self._corrections[p.path]) if p.path in self._corrections else p
+            for p in self._rows
+        ]
 
     def clear(self) -> None:
         self.beginResetModel()

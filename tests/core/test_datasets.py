@@ -17,8 +17,10 @@ def test_pool_finds_nested_class_folders(glyph_dataset: Path) -> None:
     assert len(pool.class_names) == 20
     assert pool.class_names[0] == "group0/class00"
     assert len(pool.paths) == 160
-    assert all(pool.class_names[label] == p.parent.relative_to(glyph_dataset).as_posix()
-               for p, label in zip(pool.paths, pool.labels, strict=True))
+    assert all(
+        pool.class_names[label] == p.parent.relative_to(glyph_dataset).as_posix()
+        for p, label in zip(pool.paths, pool.labels, strict=True)
+    )
 
 
 def test_holdout_takes_the_smallest_groups_whole(tmp_path: Path, glyph_dataset: Path) -> None:

@@ -1,0 +1,71 @@
+"""`fewshot-gui`: open the window first, then start the worker (and torch) behind it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from fewshot_gui import __version__
+from fewshot_gui.core.paths import resources_dir
+from fewshot_gui.gui.main_window import MainWindow
+
+ORGANIZATION = "fewshot-gui"
+APPLICATION = "FewShot Labeler"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fewshot-gui", description="Label folders of images from a few examples per class."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--model", default="", help="installed model name or model folder")
+    parser.add_argument("--support", type=Path, help="folder with one subfolder of examples per class")
+    parser.add_argument("--images", type=Path, help="folder of images to label")
+    parser.add_argument("--session", type=Path, help="session file to open")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    return parser
+
+
+def preload(window: MainWindow, args: argparse.Namespace) -> None:
+    """Open what the command line asks for, else the demo images when there are any."""
+    if args.session is not None:
+        window.sessions.open(args.session)
+        return
+    if window.classes.rowCount():  # a recovered session
+        return
+    demo = resources_dir() / "demo"
+    support = args.support or (demo / "examples" if args.images is None else None)
+    images = args.images or (demo / "unlabeled" if args.support is None else None)
+    if support is not None and support.is_dir():
+        window.class_panel.add_files([support], "")
+        window.editor.undo_stack.clear()
+    if images is not None and images.is_dir():
+        window.label_folder(images)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationVersion(__version__)
+    app.setStyle("Fusion")  # Fusion follows the system's dark or light colour scheme
+    icon = resources_dir() / "icons" / "fewshot-gui.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+    window = MainWindow(QSettings(), device=args.device, model=args.model)
+    window.show()
+
+    def start() -> None:
+        window.start()
+        preload(window, args)
+
+    # After the first paint: starting the worker imports torch, which takes seconds.
+    QTimer.singleShot(0, start)
+    return app.exec()

@@ -1,0 +1,275 @@
+"""The export dialog: a manifest and/or files sorted into class folders, previewed, undoable."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from fewshot_gui.core.errors import ExportError
+from fewshot_gui.core.export import (
+    PlannedOp,
+    default_journal_path,
+    execute_export,
+    plan_export,
+    undo_export,
+)
+from fewshot_gui.core.jobs import CancelToken
+from fewshot_gui.core.manifest import write_manifest
+from fewshot_gui.gui.results_model import ResultsModel
+from fewshot_gui.workers.background import BackgroundJob
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class PlanModel(QAbstractTableModel):
+    """The planned file operations: source, class, target."""
+
+    HEADERS = ("File", "Class", "Goes to")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.plan: list[PlannedOp] = []
+
+    def set_plan(self, plan: list[PlannedOp]) -> None:
+        self.beginResetModel()
+        self.plan = plan
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.plan)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else 3
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role not in (
+            Qt.ItemDataRole.DisplayRole,
+            Qt.ItemDataRole.ToolTipRole,
+        ):
+            return None
+        op = self.plan[index.row()]
+        column = index.column()
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return str(op.source if column == 0 else op.target)
+        return (op.source.name, op.label, str(op.target))[column]
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        return None
+
+
+class ExportDialog(QDialog):
+    """`exported(journal or None)` when an export finished; `undone()` after undo."""
+
+    exported = Signal(object)
+    undone = Signal()
+
+    def __init__(
+        self,
+        results: ResultsModel,
+        last_journal: Path | None,
+        parent: QWidget | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.resize(760, 520)
+        self.results, self.last_journal, self.meta = results, last_journal, meta or {}
+        self.job = BackgroundJob(self)
+
+        self.manifest_box = QGroupBox("Write a manifest (CSV or JSON)", self)
+        self.manifest_box.setCheckable(True)
+        self.manifest_path = QLineEdit(str(Path.home() / "labels.csv"), self)
+        self.manifest_path.setToolTip("The file name's ending (.csv, .json) picks the format")
+        manifest_row = self._with_browse(self.manifest_path, self._browse_manifest)
+        QVBoxLayout(self.manifest_box).addLayout(manifest_row)
+
+        self.files_box = QGroupBox("Sort the files into class folders", self)
+        self.files_box.setCheckable(True)
+        self.files_box.setChecked(False)
+        self.destination = QLineEdit(self)
+        self.destination.setPlaceholderText("Folder that receives one subfolder per class")
+        self.mode = QComboBox(self)
+        self.mode.addItem("Copy (keep the originals)", "copy")
+        self.mode.addItem("Move", "move")
+        self.include_unknown = QCheckBox("Also export 'unknown' images", self)
+        form = QFormLayout(self.files_box)
+        form.addRow("Destination:", self._with_browse(self.destination, self._browse_destination))
+        form.addRow("How:", self.mode)
+        form.addRow(self.include_unknown)
+
+        self.plan_model = PlanModel(self)
+        self.table = QTableView(self)
+        self.table.setModel(self.plan_model)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setToolTip("What will happen; nothing is ever overwritten")
+        self.status = QLabel(self)
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar(self)
+        self.progress.hide()
+
+        buttons = QDialogButtonBox(self)
+        self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.undo_button = QPushButton("Undo Last Export", self)
+        self.undo_button.setToolTip("Move or delete what the last export put into class folders")
+        self.undo_button.setEnabled(last_journal is not None and last_journal.exists())
+        buttons.addButton(self.undo_button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(QDialogButtonBox.StandardButton.Close)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.manifest_box)
+        layout.addWidget(self.files_box)
+        layout.addWidget(QLabel("Preview:"))
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(buttons)
+
+        self.export_button.clicked.connect(self.export)
+        self.undo_button.clicked.connect(self.undo)
+        buttons.rejected.connect(self.reject)
+        for signal in (self.destination.textChanged, self.include_unknown.toggled):
+            signal.connect(self.refresh_plan)
+        self.files_box.toggled.connect(self.refresh_plan)
+        self.job.event.connect(self._on_event)
+        self.job.finished.connect(self._on_finished)
+        self.job.failed.connect(self._on_failed)
+        self.refresh_plan()
+
+    def _with_browse(self, edit: QLineEdit, slot: Any) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(edit, 1)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(slot)
+        row.addWidget(browse)
+        return row
+
+    def _browse_manifest(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Manifest", self.manifest_path.text(), "CSV (*.csv);;JSON (*.json)"
+        )
+        if name:
+            self.manifest_path.setText(name)
+
+    def _browse_destination(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Destination", self.destination.text())
+        if folder:
+            self.destination.setText(folder)
+
+    def refresh_plan(self) -> None:
+        """Plan the file operations (read-only) so the table shows exactly what will happen."""
+        self.plan_model.set_plan([])
+        if not self.files_box.isChecked() or not self.destination.text().strip():
+            self.status.setText(f"{self.results.rowCount()} labeled images")
+            return
+        try:
+            plan = plan_export(
+                self.results.labeled_items(),
+                Path(self.destination.text().strip()),
+                include_unknown=self.include_unknown.isChecked(),
+            )
+        except ExportError as error:
+            self.status.setText(str(error))
+            return
+        self.plan_model.set_plan(plan)
+        verb = "copied" if self.mode.currentData() == "copy" else "moved"
+        self.status.setText(f"{len(plan)} files will be {verb}; nothing is overwritten")
+
+    def export(self) -> None:
+        if self.job.running:
+            return
+        self.refresh_plan()
+        manifest = Path(self.manifest_path.text()) if self.manifest_box.isChecked() else None
+        plan = self.plan_model.plan if self.files_box.isChecked() else []
+        if manifest is None and not plan:
+            self.status.setText("Choose a manifest file or a destination folder")
+            return
+        rows = [p.manifest_row() for p in self.results.effective_predictions()]
+        mode = self.mode.currentData()
+        journal = default_journal_path(Path(self.destination.text().strip())) if plan else None
+        meta = self.meta
+
+        def run(token: CancelToken) -> Generator[Any, None, tuple[Path | None, str]]:
+            done = []
+            if manifest is not None:
+                write_manifest(rows, manifest, meta=meta)
+                done.append(f"wrote {manifest.name}")
+            if plan and journal is not None:
+                summary = yield from execute_export(plan, mode, journal, cancel=token)
+                done.append(f"exported {summary.done} file(s), {summary.failed} failed")
+            return journal, "Export finished: " + "; ".join(done)
+
+        self._busy(len(plan))
+        self.job.start(run)
+
+    def undo(self) -> None:
+        if self.job.running or self.last_journal is None:
+            return
+        journal = self.last_journal
+        self._busy(0)
+        self.job.start(lambda _token: self._undo_job(journal))
+
+    @staticmethod
+    def _undo_job(journal: Path) -> Generator[Any, None, str]:
+        summary = yield from undo_export(journal)
+        if summary.already_undone:
+            return "That export was already undone"
+        return f"Undid the export; {summary.failed} file(s) could not be restored"
+
+    def _busy(self, total: int) -> None:
+        self.export_button.setEnabled(False)
+        self.undo_button.setEnabled(False)
+        self.progress.setRange(0, max(total, 0))
+        self.progress.show()
+
+    def _on_event(self, event: Any) -> None:
+        self.progress.setRange(0, event.total)
+        self.progress.setValue(event.index)
+
+    def _on_finished(self, result: object) -> None:
+        self.progress.hide()
+        self.export_button.setEnabled(True)
+        if isinstance(result, str):
+            self.last_journal = None
+            self.undo_button.setEnabled(False)
+            self.refresh_plan()
+            self.status.setText(result)
+            self.undone.emit()
+            return
+        journal, message = result  # type: ignore[misc]
+        self.last_journal = journal or self.last_journal
+        self.undo_button.setEnabled(self.last_journal is not None)
+        self.status.setText(message)
+        self.exported.emit(journal)
+
+    def _on_failed(self, message: str) -> None:
+        self.progress.hide()
+        self.export_button.setEnabled(True)
+        self.undo_button.setEnabled(self.last_journal is not None)
+        self.status.setText(f"Export failed: {message}")
+
+    def done(self, result: int) -> None:
+        self.job.wait()
+        super().done(result)

@@ -1,0 +1,186 @@
+"""The labeling engine on real files: accuracy, unknown, bad input, caching and re-labeling."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewshot_gui.core.checkpoint import load_model
+from fewshot_gui.core.errors import ConfigError
+from fewshot_gui.core.images import iter_image_files
+from fewshot_gui.core.jobs import CancelToken, drive
+from fewshot_gui.core.labeling import UNKNOWN, Labeler, LabelProgress, SupportSet
+from tests.conftest import LabelingTask
+
+
+def labeled(labeler: Labeler, paths: list[Path]) -> dict[Path, str]:
+    drive(labeler.label(paths))
+    return {p.path: p.label for p in labeler.relabel()}
+
+
+def test_labels_unseen_classes_from_three_examples(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    labeler = Labeler(load_model(glyph_model), cache_dir=tmp_path / "cache")
+    report = drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    assert [c.name for c in report.classes] == sorted(labeling_task.support)
+    assert all(c.examples == 3 and c.loo_accuracy is not None for c in report.classes)
+    labels = labeled(labeler, sorted(labeling_task.truth))
+    correct = sum(labels[p] == truth for p, truth in labeling_task.truth.items())
+    assert correct / len(labeling_task.truth) >= 0.9
+    for prediction in labeler.relabel():
+        assert 0.0 <= prediction.runner_up_confidence <= prediction.confidence <= 1.0
+        assert prediction.runner_up not in ("", prediction.label)
+
+
+def test_an_image_far_from_every_class_is_unknown(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    odd = tmp_path / "odd.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray(np.where(rng.random((28, 28)) < 0.5, 0, 255).astype(np.uint8)).save(odd)
+    labeler = Labeler(load_model(glyph_model))
+    report = drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    assert report.threshold is not None
+    labels = labeled(labeler, [odd, *sorted(labeling_task.truth)])
+    assert labels[odd] == UNKNOWN
+    known = [labels[p] for p in labeling_task.truth]
+    assert known.count(UNKNOWN) <= len(known) // 6
+    labeler.set_unknown("off")
+    assert {p.path: p.label for p in labeler.relabel()}[odd] != UNKNOWN
+    labeler.set_unknown(0.0)
+    assert {p.label for p in labeler.relabel()} == {UNKNOWN}
+
+
+def test_a_support_change_relabels_without_embedding_again(
+    glyph_model: Path, labeling_task: LabelingTask
+) -> None:
+    labeler = Labeler(load_model(glyph_model))
+    labeler.set_unknown("off")
+    names = sorted(labeling_task.support)
+    drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    paths = sorted(labeling_task.truth)
+    before = labeled(labeler, paths)
+    embedded = labeler.images_embedded
+    assert embedded == len(paths) + sum(map(len, labeling_task.support.values()))
+
+    # Merge the first two classes: their images must now carry the merged name.
+    merged = {
+        "merged": labeling_task.support[names[0]] + labeling_task.support[names[1]],
+        **{n: labeling_task.support[n] for n in names[2:]},
+    }
+    drive(labeler.set_support(SupportSet.from_mapping(merged)))
+    after = {p.path: p.label for p in labeler.relabel()}
+    assert labeler.images_embedded == embedded
+    for path in paths:
+        if before[path] in names[:2]:
+            assert after[path] == "merged"
+        else:
+            assert after[path] == before[path]
+
+    # A labeled image accepted as a new example is not read again either.
+    drive(labeler.set_support(SupportSet.from_mapping({**merged, "new": [paths[0]]})))
+    assert labeler.images_embedded == embedded
+    assert {p.path: p.label for p in labeler.relabel()}[paths[0]] == "new"
+
+
+def test_the_disk_cache_serves_a_new_labeler_and_notices_changed_files(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    support = SupportSet.from_mapping(labeling_task.support)
+    paths = sorted(labeling_task.truth)
+    first = Labeler(load_model(glyph_model), cache_dir=tmp_path)
+    drive(first.set_support(support))
+    drive(first.label(paths))
+    second = Labeler(load_model(glyph_model), cache_dir=tmp_path)
+    drive(second.set_support(support))
+    drive(second.label(paths))
+    assert second.images_embedded == 0
+    os.utime(paths[0], ns=(1, 1))
+    third = Labeler(load_model(glyph_model), cache_dir=tmp_path)
+    drive(third.set_support(support))
+    drive(third.label(paths))
+    assert third.images_embedded == 1
+
+
+def bad_files(folder: Path, good: Path) -> dict[str, Path]:
+    folder.mkdir()
+    data = good.read_bytes()
+    files = {
+        "zero-byte": folder / "empty.png",
+        "truncated": folder / "half.png",
+        "not an image": folder / "text.png",
+        "broken link": folder / "gone.png",
+        "folder": folder / "dir.png",
+    }
+    files["zero-byte"].write_bytes(b"")
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["not an image"].write_text("hello")
+    files["broken link"].symlink_to(folder / "missing.png")
+    files["folder"].mkdir()
+    return files
+
+
+def test_bad_files_get_a_per_file_error_and_the_run_goes_on(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    good = sorted(labeling_task.truth)
+    bad = bad_files(tmp_path / "bad", good[0])
+    vanished = tmp_path / "vanished.png"
+    vanished.write_bytes(good[1].read_bytes())
+    paths = [*bad.values(), vanished, *good]
+    vanished.unlink()  # listed, then gone before it is read
+    labeler = Labeler(load_model(glyph_model))
+    drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    summary = drive(labeler.label(paths))
+    assert summary.errors == len(bad) + 1 and summary.total == len(paths)
+    results = {p.path: p for p in labeler.relabel()}
+    for path in [*bad.values(), vanished]:
+        assert results[path].label == "" and results[path].error
+    assert "not found" in results[vanished].error
+    assert all(results[p].label and not results[p].error for p in good)
+
+
+def test_unreadable_examples_are_reported_and_their_class_left_out(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG nonsense")
+    support = {**labeling_task.support, "ghost": [broken]}
+    labeler = Labeler(load_model(glyph_model))
+    report = drive(labeler.set_support(SupportSet.from_mapping(support)))
+    assert report.errors[0][0] == broken
+    assert "ghost" not in labeler.class_names
+    assert (
+        "no readable examples" in next(c for c in report.classes if c.name == "ghost").warnings[0]
+    )
+
+
+def test_cancel_stops_between_batches(glyph_model: Path, labeling_task: LabelingTask) -> None:
+    labeler = Labeler(load_model(glyph_model), batch_size=4)
+    drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    token = CancelToken()
+    seen: list[int] = []
+
+    def stop_after_first(event: LabelProgress) -> None:
+        seen.append(event.done)
+        token.cancel()
+
+    summary = drive(labeler.label(sorted(labeling_task.truth), token), stop_after_first)
+    assert summary.cancelled and seen == [4] and len(labeler.relabel()) == 4
+
+
+def test_labeling_needs_a_support_set_and_support_sets_check_names(glyph_model: Path) -> None:
+    with pytest.raises(ConfigError, match="support set"):
+        drive(Labeler(load_model(glyph_model)).label([]))
+    with pytest.raises(ConfigError, match="reserved"):
+        SupportSet.from_mapping({UNKNOWN: [Path("a.png")]})
+
+
+def test_support_from_folder_takes_one_class_per_subfolder(labeling_task: LabelingTask) -> None:
+    root = next(iter(labeling_task.support.values()))[0].parent.parent
+    support = SupportSet.from_folder(root)
+    assert support.names == tuple(sorted(labeling_task.support))
+    assert list(support.classes[0].examples) == list(iter_image_files(root / support.names[0]))
