@@ -21,7 +21,6 @@ label-demo: $(STAMP)
 		--images resources/demo/unlabeled --out demo-labels.csv
 
 test: $(STAMP)
-	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
@@ -111,6 +113,43 @@ def evaluate_features(
     return EvalResult(accuracy, ci95, len(accuracies), episode.way, episode.shot, episode.query)
 
 
+def pool_inputs(
+    model: FewShotClassifier,
+    spec: BackboneSpec,
+    pool: ImagePool,
+    cache_dir: Path | None = None,
+    role: str = "",
+) -> Generator[Stage, None, torch.Tensor]:
+    """Every image of a pool as model input: normalized images (N, C, H, W), or for a frozen
+    pretrained backbone its features (N, D), computed once and cached on disk."""
+    what = f"{len(pool.paths)} {role + ' ' if role else ''}images"
+    cache_file = None
+    if spec.pretrained and cache_dir is not None:
+        key = json.dumps([str(pool.root), pool.fingerprint(), spec.name, spec.input_size])
+        name = hashlib.sha256(key.encode()).hexdigest()[:20]
+        cache_file = cache_dir / f"features-{spec.name}-{name}.npy"
+        if cache_file.exists():
+            features = np.load(cache_file, allow_pickle=False)
+            if len(features) == len(pool.paths):
+                return torch.from_numpy(features)
+    yield Stage(f"reading {what} of {len(pool.class_names)} classes")
+    pixels = load_pixels(pool, spec, None if spec.pretrained else cache_dir)
+    if not spec.pretrained:
+        return to_tensor(pixels, spec)
+    yield Stage(f"computing {spec.name} features of {what}")
+    backbone = model.encoder.backbone
+    with torch.no_grad():
+        features = torch.cat(
+            [backbone(to_tensor(pixels[i : i + 64], spec)) for i in range(0, len(pixels), 64)]
+        )
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(".tmp.npy")
+        np.save(tmp, features.numpy(), allow_pickle=False)
+        tmp.replace(cache_file)
+    return features
+
+
 def evaluate(
     model: FewShotClassifier,
     spec: BackboneSpec,
@@ -122,10 +161,13 @@ def evaluate(
     cache_dir: Path | None = None,
 ) -> Generator[Stage | EvalProgress, None, EvalResult]:
     """Read and embed every image of the pool once, then run seeded episodes."""
-    yield Stage(f"reading {len(pool.paths)} images of {len(pool.class_names)} classes")
-    pixels = load_pixels(pool, spec, cache_dir)
-    yield Stage(f"embedding {len(pixels)} images")
-    features = embed_all(model, pixels, lambda batch: to_tensor(batch, spec))
+    inputs = yield from pool_inputs(model, spec, pool, cache_dir)
+    yield Stage(f"embedding {len(inputs)} images")
+    model.encoder.skip_backbone = spec.pretrained
+    try:
+        features = embed_all(model, inputs)
+    finally:
+        model.encoder.skip_backbone = False
     return (
         yield from evaluate_features(model, features, pool.labels, episode, episodes, seed, cancel)
     )

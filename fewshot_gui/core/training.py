@@ -16,12 +16,11 @@ from safetensors.torch import save_file
 from .backbones import get_backbone
 from .checkpoint import load_tensors, save_model, write_json_atomic
 from .config import TrainConfig, to_dict
-from .datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from .datasets import EpisodeSampler, ImagePool, episode_tensors
 from .errors import CheckpointError, ConfigError
-from .evaluation import EvalResult, Stage, embed_all, evaluate_features
+from .evaluation import EvalResult, Stage, embed_all, evaluate_features, pool_inputs
 from .jobs import drive
 from .methods import FewShotClassifier, build_model
-from .transforms import to_tensor
 
 BEST_DIR = "best"
 LAST_DIR = "last"
@@ -98,8 +97,8 @@ def meta_train(
     torch.manual_seed(config.seed)
     spec = get_backbone(config.model.backbone)
     model = build_model(config.model)
-    train_inputs = yield from _model_inputs(model, spec, train_pool, "training", cache_dir)
-    val_inputs = yield from _model_inputs(model, spec, val_pool, "validation", cache_dir)
+    train_inputs = yield from pool_inputs(model, spec, train_pool, cache_dir, "training")
+    val_inputs = yield from pool_inputs(model, spec, val_pool, cache_dir, "validation")
     model.encoder.skip_backbone = spec.pretrained
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -191,22 +190,6 @@ def meta_train(
         cancelled=cancelled,
         seconds=state.seconds,
     )
-
-
-def _model_inputs(
-    model: FewShotClassifier, spec: Any, pool: ImagePool, role: str, cache_dir: Path | None
-) -> Generator[Stage, None, torch.Tensor]:
-    """Normalized images (N, C, H, W), or frozen backbone features (N, D) for a pretrained one."""
-    yield Stage(f"reading {len(pool.paths)} {role} images of {len(pool.class_names)} classes")
-    pixels = load_pixels(pool, spec, cache_dir)
-    if not spec.pretrained:
-        return to_tensor(pixels, spec)
-    yield Stage(f"computing {spec.name} features of {len(pixels)} {role} images")
-    backbone = model.encoder.backbone
-    with torch.no_grad():
-        return torch.cat(
-            [backbone(to_tensor(pixels[i : i + 64], spec)) for i in range(0, len(pixels), 64)]
-        )
 
 
 def _validate(

@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--model", default="", help="installed model name or model folder")
-    parser.add_argument("--support", type=Path, help="folder with one subfolder of examples per class")
+    parser.add_argument(
+        "--support", type=Path, help="folder with one subfolder of examples per class"
+    )
     parser.add_argument("--images", type=Path, help="folder of images to label")
     parser.add_argument("--session", type=Path, help="session file to open")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))

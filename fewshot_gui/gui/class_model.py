@@ -39,7 +39,7 @@ class ClassModel(QAbstractListModel):
         self._thumbnails = thumbnails
         thumbnails.ready.connect(self._on_thumbnail)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._classes)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -66,7 +66,7 @@ class ClassModel(QAbstractListModel):
             return item.report
         return None
 
-    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
         # Renames go through the undo stack; whoever listens applies them with restore().
         name = str(value).strip()
         if role != Qt.ItemDataRole.EditRole or not index.isValid() or not name:
@@ -158,7 +158,7 @@ class ExampleModel(QAbstractListModel):
         self._name = name
         self._refresh()
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._paths)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -47,21 +47,21 @@ class _DropList(QListView):
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls() or event.mimeData().hasFormat(RESULTS_MIME):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         self.dragEnterEvent(event)
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         index = self.indexAt(event.position().toPoint())
         self.dropped.emit(index.row() if index.isValid() else -1, event.mimeData())
         event.acceptProposedAction()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             self.deletePressed.emit()
             return
@@ -74,7 +74,9 @@ class ClassPanel(QWidget):
     message = Signal(str)
     resultsDropped = Signal(list, str)  # result paths dropped onto a class: a correction
 
-    def __init__(self, editor: SessionEditor, examples: ExampleModel, parent: QWidget | None = None):
+    def __init__(
+        self, editor: SessionEditor, examples: ExampleModel, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.editor = editor
         self.classes: ClassModel = editor.classes
@@ -84,7 +86,8 @@ class ClassPanel(QWidget):
         self.class_list.setModel(self.classes)
         self.class_list.setIconSize(QSize(CLASS_THUMB, CLASS_THUMB))
         self.class_list.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
         )
         self.class_list.setToolTip(
             "Drop images or folders onto a class to add examples; drop a folder of "

@@ -21,18 +21,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fewshot_gui.gui.about import FIRST_RUN_HINT, show_about
+from fewshot_gui.gui.about import FIRST_RUN_HINT
 from fewshot_gui.gui.banner import Banner
 from fewshot_gui.gui.class_model import ClassModel, ExampleModel
 from fewshot_gui.gui.class_panel import ClassPanel, local_paths
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
+from fewshot_gui.gui.menus import build_menus
 from fewshot_gui.gui.results_model import UNKNOWN, ResultsModel
 from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.gui.session import Session, autosave_path
 from fewshot_gui.gui.sessions import SessionFiles
-from fewshot_gui.gui.thumbnails import ThumbnailCache
 from fewshot_gui.gui.threshold import ThresholdBar
+from fewshot_gui.gui.thumbnails import ThumbnailCache
 from fewshot_gui.workers.labeling_worker import LabelingClient, ModelInfo, Progress
 
 DEFAULT_MODEL = "photo-lite0-protonet"
@@ -74,20 +75,23 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._worker_options = {"cache_dir": cache_dir, "device": device, "batch_size": batch_size}
         self._label_when_ready = False
+        self._sent_support: dict[str, list[Path]] = {}
         self._ask = ask or _ask_user(self)
 
         self.thumbnails = ThumbnailCache(self)
         self.classes = ClassModel(self.thumbnails, self)
         self.editor = SessionEditor(self.classes, self)
         self.results = ResultsModel(self.thumbnails, self)
-        self.class_panel = ClassPanel(self.editor, ExampleModel(self.classes, self.thumbnails, self))
+        self.class_panel = ClassPanel(
+            self.editor, ExampleModel(self.classes, self.thumbnails, self)
+        )
         self.results_panel = ResultsPanel(self.results, self.classes, self.thumbnails, self)
         self.threshold = ThresholdBar(self)
         self.banner = Banner(self)
         self.sessions = SessionFiles(self, settings, autosave or autosave_path(), self.capture)
         self._build_layout()
         self._build_status_bar()
-        self._build_actions()
+        build_menus(self)
         self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
         self._support_timer.timeout.connect(self._sync_support)
         self._wire()
@@ -123,67 +127,6 @@ class MainWindow(QMainWindow):
             bar.addPermanentWidget(widget)
             widget.hide()
         bar.addPermanentWidget(self.device_label)
-
-    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:  # noqa: ANN001
-        action = menu.addAction(text)
-        action.triggered.connect(slot)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip)
-        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
-        return action
-
-    def _build_actions(self) -> None:
-        keys = QKeySequence.StandardKey
-        file = self.menuBar().addMenu("&File")
-        self.open_folder_action = self._action(
-            file, "Open &Folder to Label…", self.choose_folder, keys.Open, "Label every image in a folder"
-        )
-        self.label_action = self._action(
-            file, "&Label Again", self.label_again, "Ctrl+L", "Label the folder again"
-        )
-        self.cancel_action = self._action(file, "&Cancel Labeling", self.cancel, "Esc")
-        self.cancel_action.setEnabled(False)
-        self.export_action = self._action(
-            file, "&Export…", self.open_export, "Ctrl+E", "Write a manifest or sort files into class folders"
-        )
-        file.addSeparator()
-        self._action(file, "Open &Session…", self.sessions.open_dialog, "Ctrl+Shift+O")
-        file.addMenu(self.sessions.recent_menu)
-        self._action(file, "&Save Session", lambda: self.sessions.save(), keys.Save)
-        self._action(file, "Save Session &As…", self.sessions.save_as, keys.SaveAs)
-        file.addSeparator()
-        self._action(file, "&Quit", self.close, keys.Quit)
-
-        edit = self.menuBar().addMenu("&Edit")
-        undo = self.editor.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcut(keys.Undo)
-        redo = self.editor.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcut(keys.Redo)
-        edit.addActions([undo, redo])
-        edit.addSeparator()
-        self._action(edit, "&Paste Examples", self.class_panel.paste, keys.Paste)
-        self._action(edit, "Add &Class", self.class_panel.add_class, "Ctrl+Shift+N")
-        self._action(edit, "&Rename Class", self.class_panel.rename_selected, "F2")
-
-        view = self.menuBar().addMenu("&View")
-        self._action(view, "&All Images", lambda: self.results_panel.set_filter(None), "Ctrl+0")
-        self._action(view, "&Unknown Only", lambda: self.results_panel.set_filter(UNKNOWN), "Ctrl+U")
-
-        help_menu = self.menuBar().addMenu("&Help")
-        self._action(help_menu, "&Getting Started", lambda: self.banner.show_info(FIRST_RUN_HINT), "F1")
-        self._action(help_menu, "&About FewShot Labeler", lambda: show_about(self))
-
-        toolbar = QToolBar("Main", self)
-        toolbar.setObjectName("main-toolbar")
-        toolbar.addActions([self.open_folder_action, self.label_action, self.export_action])
-        toolbar.addSeparator()
-        toolbar.addWidget(QLabel(" Model: "))
-        self.model_box = QComboBox(self)
-        self.model_box.setToolTip("The installed model that labels the images")
-        self.model_box.setMinimumWidth(220)
-        toolbar.addWidget(self.model_box)
-        self.addToolBar(toolbar)
 
     def _wire(self) -> None:
         self.editor.changed.connect(self._on_edit)
@@ -231,8 +174,10 @@ class MainWindow(QMainWindow):
         self.model_box.addItems(names)
         if not names and not self.model_name:
             self.device_label.setText("no model")
-            self.show_error("No models are installed. Put a model folder in the models folder, "
-                            "or train one with `fewshot train`.")
+            self.show_error(
+                "No models are installed. Put a model folder in the models folder, "
+                "or train one with `fewshot train`."
+            )
             return
         wanted = self.model_name or (DEFAULT_MODEL if DEFAULT_MODEL in names else names[0])
         if wanted not in names:
@@ -252,6 +197,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_info = info
+        self._sent_support = {}
         size = info.card.get("input", {})
         self.device_label.setText(f"{info.name} · {info.device} · {info.engine}")
         self.device_label.setToolTip(
@@ -283,7 +229,9 @@ class MainWindow(QMainWindow):
         self.results.add(new)
         self.progress.setValue(progress.done)
         minutes, seconds = divmod(round(progress.seconds_left), 60)
-        self.rate.setText(f"{progress.images_per_second:.0f} images/s · {minutes}:{seconds:02d} left")
+        self.rate.setText(
+            f"{progress.images_per_second:.0f} images/s · {minutes}:{seconds:02d} left"
+        )
 
     def _on_finished(self, summary: object) -> None:
         s = summary
@@ -352,7 +300,13 @@ class MainWindow(QMainWindow):
         self.editor.undo_stack.endMacro()
 
     def open_export(self) -> None:
-        dialog = ExportDialog(self.results, self.last_journal, self)
+        meta = {
+            "model": self.model_name,
+            "threshold": self.threshold.mode,
+            "classes": self.classes.names(),
+            "folder": str(self.folder) if self.folder else None,
+        }
+        dialog = ExportDialog(self.results, self.last_journal, self, meta)
         dialog.exported.connect(self._on_exported)
         dialog.open()
 
@@ -375,6 +329,9 @@ class MainWindow(QMainWindow):
         if not mapping:
             self.show_message("Add example images to a class to start")
             return
+        if mapping == self._sent_support and not self._label_when_ready:
+            return  # e.g. an empty class was added: nothing for the model to learn
+        self._sent_support = mapping
         self.client.set_unknown(self.threshold.mode)
         self.client.set_support(mapping)
 
@@ -414,11 +371,11 @@ class MainWindow(QMainWindow):
 
     # --- window events ---------------------------------------------------------------------
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         folders = [p for p in local_paths(event.mimeData()) if p.is_dir()]
         if folders:
             self.label_folder(folders[0])
@@ -426,7 +383,7 @@ class MainWindow(QMainWindow):
             self.show_message("Drop a folder here to label it; drop example images on a class")
         event.acceptProposedAction()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         if self.client is not None:

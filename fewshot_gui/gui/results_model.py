@@ -18,7 +18,6 @@ from PySide6.QtCore import (
 )
 
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_worker import UNKNOWN
 
 Index = QModelIndex | QPersistentModelIndex
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -42,7 +41,7 @@ class ResultsModel(QAbstractListModel):
         self._thumbnails = thumbnails
         thumbnails.ready.connect(self._on_thumbnail)
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -75,10 +74,10 @@ class ResultsModel(QAbstractListModel):
             return corrected is not None
         return None
 
-    def mimeTypes(self) -> list[str]:  # noqa: N802
+    def mimeTypes(self) -> list[str]:
         return [RESULTS_MIME, "text/uri-list"]
 
-    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:  # noqa: N802
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         paths = [self._rows[i.row()].path for i in indexes if i.isValid()]
         mime = QMimeData()
         mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
@@ -180,7 +179,7 @@ class ResultsProxy(QSortFilterProxyModel):
         else:
             self.sort(-1)  # the order images were labeled in
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:  # noqa: N802
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         if self._label is None:
             return True
         index = self.sourceModel().index(source_row, 0, source_parent)

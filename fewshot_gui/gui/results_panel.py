@@ -54,7 +54,7 @@ class Preview(QLabel):
         self.setToolTip(caption)
         self._update()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._update()
 
@@ -120,9 +120,7 @@ class ResultsPanel(QWidget):
         self.view.setDragEnabled(True)
         self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.setToolTip(
-            "Drag results onto a class, press 1-9, or right-click to correct them"
-        )
+        self.view.setToolTip("Drag results onto a class, press 1-9, or right-click to correct them")
         self.preview = Preview(thumbnails, self)
 
         top = QHBoxLayout()

@@ -8,7 +8,13 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
-from fewshot_gui.gui.session import SESSION_SUFFIX, Session, SessionError, load_session, save_session
+from fewshot_gui.gui.session import (
+    SESSION_SUFFIX,
+    Session,
+    SessionError,
+    load_session,
+    save_session,
+)
 
 MAX_RECENT = 8
 AUTOSAVE_DELAY_MS = 1500
@@ -81,7 +87,9 @@ class SessionFiles(QObject):
 
     def save_as(self) -> bool:
         name, _ = QFileDialog.getSaveFileName(
-            self._parent, "Save session", "labeling" + SESSION_SUFFIX,
+            self._parent,
+            "Save session",
+            "labeling" + SESSION_SUFFIX,
             f"Sessions (*{SESSION_SUFFIX} *.json)",
         )
         return self.save(Path(name)) if name else False

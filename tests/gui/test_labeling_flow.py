@@ -30,6 +30,14 @@ def row_point(view, row: int) -> QPoint:
     return view.visualRect(view.model().index(row, 0)).center()
 
 
+def has(label: str):
+    return lambda predictions: any(p.label == label for p in predictions)
+
+
+def lacks(label: str):
+    return lambda predictions: all(p.label != label for p in predictions)
+
+
 def labels(window) -> dict[Path, str]:
     return {p: label for p, label in window.results.labeled_items()}
 
@@ -127,18 +135,24 @@ def test_a_correction_relabels_the_rest_and_undoes(qtbot, make_window, pattern_c
     view.setFocus()
     view.setCurrentIndex(window.results_panel.proxy.index(0, 0))
     corrected = window.results_panel.selected_paths()
-    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT):
+    with qtbot.waitSignal(
+        window.client.relabeled, timeout=TIMEOUT, check_params_cb=has("triangle")
+    ):
         qtbot.keyClick(view, "3")
     assert window.editor.corrections == {corrected[0]: "triangle"}
     assert window.classes.examples(2) == corrected
     assert set(labels(window).values()) == {"triangle"}
     assert all(labels(window)[p] == "triangle" for p in triangles)
 
-    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT):
+    with qtbot.waitSignal(
+        window.client.relabeled, timeout=TIMEOUT, check_params_cb=lacks("triangle")
+    ):
         window.editor.undo_stack.undo()
     assert window.editor.corrections == {}
     assert set(labels(window).values()) <= {"circle", "square"}
-    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT):
+    with qtbot.waitSignal(
+        window.client.relabeled, timeout=TIMEOUT, check_params_cb=has("triangle")
+    ):
         window.editor.undo_stack.redo()
     assert set(labels(window).values()) == {"triangle"}
 
@@ -168,12 +182,13 @@ def test_the_threshold_moves_images_to_unknown(qtbot, make_window, pattern_class
     label_to_the_end(qtbot, window, tmp_path / "unlabeled", 8)
     assert UNKNOWN not in labels(window).values()
     window.threshold.enabled.setChecked(True)
-    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT):
+    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT, check_params_cb=has(UNKNOWN)):
         window.threshold.slider.setValue(0)
     assert set(labels(window).values()) == {UNKNOWN}
     window.results_panel.set_filter(UNKNOWN)
     assert window.results_panel.proxy.rowCount() == 8
-    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT):
-        window.threshold.slider.setValue(window.threshold.slider.maximum())
+    top = window.threshold.slider.maximum()
+    with qtbot.waitSignal(window.client.relabeled, timeout=TIMEOUT, check_params_cb=lacks(UNKNOWN)):
+        window.threshold.slider.setValue(top)
     assert set(labels(window).values()) == {"circle"}
     assert window.results_panel.proxy.rowCount() == 0
