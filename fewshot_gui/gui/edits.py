@@ -106,7 +106,7 @@ class SessionEditor(QObject):
         self._push(f"Delete class {name}", classes, corrections)
 
     def correct(self, paths: Iterable[Path], name: str) -> None:
-        """Label `paths` as `name`: each becomes an example of that class, so the model re-adapts."""
+        """Label `paths` as `name`: each becomes an example of it, so the model re-adapts."""
         paths = list(paths)
         if not paths:
             return

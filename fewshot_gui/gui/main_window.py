@@ -6,9 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -28,13 +26,13 @@ from fewshot_gui.gui.class_panel import ClassPanel, local_paths
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
 from fewshot_gui.gui.menus import build_menus
-from fewshot_gui.gui.results_model import UNKNOWN, ResultsModel
+from fewshot_gui.gui.results_model import ResultsModel
 from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.gui.session import Session, autosave_path
 from fewshot_gui.gui.sessions import SessionFiles
 from fewshot_gui.gui.threshold import ThresholdBar
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_worker import LabelingClient, ModelInfo, Progress
+from fewshot_gui.workers.labeling_client import UNKNOWN, LabelingClient, ModelInfo, Progress
 
 DEFAULT_MODEL = "photo-lite0-protonet"
 SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once

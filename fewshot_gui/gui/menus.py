@@ -9,7 +9,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar
 
 from fewshot_gui.gui.about import FIRST_RUN_HINT, show_about
-from fewshot_gui.gui.results_model import UNKNOWN
+from fewshot_gui.workers.labeling_client import UNKNOWN
 
 if TYPE_CHECKING:
     from fewshot_gui.gui.main_window import MainWindow
@@ -29,6 +29,7 @@ def _action(
     action.setStatusTip(tip)
     action.setToolTip(tip or text.replace("&", "").rstrip("…"))
     return action
+
 
 def build_menus(window: MainWindow) -> None:
     """The menus, their shortcuts and the toolbar with the model chooser."""
@@ -74,14 +75,10 @@ def build_menus(window: MainWindow) -> None:
 
     view = window.menuBar().addMenu("&View")
     _action(view, "&All Images", lambda: window.results_panel.set_filter(None), "Ctrl+0")
-    _action(
-        view, "&Unknown Only", lambda: window.results_panel.set_filter(UNKNOWN), "Ctrl+U"
-    )
+    _action(view, "&Unknown Only", lambda: window.results_panel.set_filter(UNKNOWN), "Ctrl+U")
 
     help_menu = window.menuBar().addMenu("&Help")
-    _action(
-        help_menu, "&Getting Started", lambda: window.banner.show_info(FIRST_RUN_HINT), "F1"
-    )
+    _action(help_menu, "&Getting Started", lambda: window.banner.show_info(FIRST_RUN_HINT), "F1")
     _action(help_menu, "&About FewShot Labeler", lambda: show_about(window))
 
     toolbar = QToolBar("Main", window)

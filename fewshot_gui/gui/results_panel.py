@@ -26,11 +26,11 @@ from fewshot_gui.gui.results_model import (
     PATH_ROLE,
     PREDICTION_ROLE,
     RESULT_THUMB,
-    UNKNOWN,
     ResultsModel,
     ResultsProxy,
 )
 from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.workers.labeling_client import UNKNOWN
 
 PREVIEW_SIDE = 768
 

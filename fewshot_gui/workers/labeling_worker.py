@@ -1,9 +1,7 @@
-"""The labeling worker: one long-lived thread that owns the Labeler, driven by queued signals.
+"""The labeling worker: lives in one long-lived thread, owns the Labeler, answers requests.
 
-`LabelingClient` lives in the GUI thread and is all the GUI sees. Each request gets a
-generation number; a newer request of the same kind cancels the stale one's token, and
-results of stale generations are dropped here, so the GUI only ever hears current answers.
-Torch is imported inside the worker thread, never at import time of this module.
+Only `LabelingClient` (labeling_client.py) talks to it. Torch is imported inside the worker
+thread, never at import time of this module.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
@@ -245,159 +243,3 @@ class LabelingWorker(QObject):
             message = getattr(event, "message", "")
             if message:
                 self.stage.emit(message)
-
-
-class LabelingClient(QObject):
-    """The GUI's handle on the worker thread: plain methods in, current-only signals out."""
-
-    modelsListed = Signal(list)
-    modelLoaded = Signal(object)  # ModelInfo
-    stage = Signal(str)
-    supportReady = Signal(object)  # SupportReport
-    labelStarted = Signal(int)  # total
-    labelProgress = Signal(object, list)  # Progress, new predictions
-    labelFinished = Signal(object)  # LabelSummary
-    relabeled = Signal(list)  # every prediction so far
-    failed = Signal(str, str)  # kind, message
-    busyChanged = Signal(bool)  # a labeling run started or ended
-
-    _listModels = Signal()
-    _loadModel = Signal(int, str, object)
-    _setSupport = Signal(int, object, object)
-    _setUnknown = Signal(int, object, object)
-    _relabel = Signal(int, object)
-    _label = Signal(int, object, object)
-
-    def __init__(
-        self,
-        parent: QObject | None = None,
-        *,
-        cache_dir: Path | None = None,
-        device: str = "auto",
-        batch_size: int = 32,
-    ) -> None:
-        super().__init__(parent)
-        self._gens = dict.fromkeys(KINDS, 0)
-        self._tokens = {kind: CancelToken() for kind in KINDS}
-        self._labeling = False
-        self._thread = QThread()
-        self._thread.setObjectName("labeling-worker")
-        self._worker = LabelingWorker(cache_dir, device, batch_size)
-        self._worker.moveToThread(self._thread)
-        self._thread.finished.connect(self._worker.shutdown)
-        self._wire()
-        self._thread.start()
-
-    @property
-    def labeling(self) -> bool:
-        return self._labeling
-
-    def list_models(self) -> None:
-        self._listModels.emit()
-
-    def load_model(self, name: str) -> None:
-        self._cancel("label")
-        self._labeling_done()
-        gen, token = self._next("model")
-        self._loadModel.emit(gen, name, token)
-
-    def set_support(self, mapping: dict[str, list[Path]]) -> None:
-        gen, token = self._next("support")
-        self._gens["relabel"] = gen  # its relabel supersedes any older one
-        self._setSupport.emit(gen, mapping, token)
-
-    def set_unknown(self, mode: str | float) -> None:
-        gen, token = self._next("relabel")
-        self._setUnknown.emit(gen, mode, token)
-
-    def relabel(self) -> None:
-        gen, token = self._next("relabel")
-        self._relabel.emit(gen, token)
-
-    def label(self, target: Path | Sequence[Path]) -> None:
-        gen, token = self._next("label")
-        self._labeling = True
-        self.busyChanged.emit(True)
-        self._label.emit(gen, target if isinstance(target, Path) else list(target), token)
-
-    def cancel(self) -> None:
-        """Stop the labeling run; the summary still arrives, marked cancelled."""
-        self._tokens["label"].cancel()
-
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel everything, stop the thread and wait for it; True when it ended in time."""
-        for token in self._tokens.values():
-            token.cancel()
-        self._thread.quit()
-        finished = self._thread.wait(timeout_ms)
-        if finished:
-            self._worker.deleteLater()
-        return finished
-
-    def _next(self, kind: str) -> tuple[int, CancelToken]:
-        self._tokens[kind].cancel()
-        self._gens[kind] = gen = max(self._gens.values()) + 1
-        self._tokens[kind] = token = CancelToken()
-        return gen, token
-
-    def _cancel(self, kind: str) -> None:
-        self._tokens[kind].cancel()
-        self._gens[kind] = max(self._gens.values()) + 1
-
-    def _current(self, kind: str, gen: int) -> bool:
-        return self._gens[kind] == gen
-
-    def _labeling_done(self) -> None:
-        if self._labeling:
-            self._labeling = False
-            self.busyChanged.emit(False)
-
-    def _wire(self) -> None:
-        w = self._worker
-        self._listModels.connect(w.list_models)
-        self._loadModel.connect(w.load_model)
-        self._setSupport.connect(w.set_support)
-        self._setUnknown.connect(w.set_unknown)
-        self._relabel.connect(w.relabel)
-        self._label.connect(w.label)
-        w.modelsListed.connect(self.modelsListed)
-        w.stage.connect(self.stage)
-        w.modelLoaded.connect(self._on_model)
-        w.supportReady.connect(self._on_support)
-        w.labelStarted.connect(self._on_label_started)
-        w.labelProgress.connect(self._on_progress)
-        w.labelFinished.connect(self._on_finished)
-        w.relabeled.connect(self._on_relabeled)
-        w.failed.connect(self._on_failed)
-
-    def _on_model(self, gen: int, info: ModelInfo) -> None:
-        if self._current("model", gen):
-            self.modelLoaded.emit(info)
-
-    def _on_support(self, gen: int, report: object) -> None:
-        if self._current("support", gen):
-            self.supportReady.emit(report)
-
-    def _on_label_started(self, gen: int, total: int) -> None:
-        if self._current("label", gen):
-            self.labelStarted.emit(total)
-
-    def _on_progress(self, gen: int, progress: Progress, new: list) -> None:
-        if self._current("label", gen):
-            self.labelProgress.emit(progress, new)
-
-    def _on_finished(self, gen: int, summary: object) -> None:
-        if self._current("label", gen):
-            self._labeling_done()
-            self.labelFinished.emit(summary)
-
-    def _on_relabeled(self, gen: int, predictions: list) -> None:
-        if self._current("relabel", gen):
-            self.relabeled.emit(predictions)
-
-    def _on_failed(self, kind: str, gen: int, message: str) -> None:
-        if gen and not self._current(kind, gen):
-            return
-        if kind == "label":
-            self._labeling_done()
-        self.failed.emit(kind, message)

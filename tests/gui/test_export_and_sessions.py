@@ -47,7 +47,8 @@ def test_export_through_the_dialog_and_undo(qtbot, make_window, pattern_class, t
         qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
     journal = exported.args[0]
     assert journal is not None and journal.exists()
-    rows = {r["path"]: r["label"] for r in csv.DictReader(open(tmp_path / "labels.csv"))}
+    with open(tmp_path / "labels.csv", encoding="utf-8") as stream:
+        rows = {r["path"]: r["label"] for r in csv.DictReader(stream)}
     assert rows[str(circles[0])] == "square"
     assert rows[str(circles[1])] == "circle"
     assert sorted(p.name for p in (tmp_path / "sorted" / "square").iterdir()) == sorted(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fewshot_gui.workers.labeling_worker import UNKNOWN, LabelingClient
+from fewshot_gui.workers.labeling_client import UNKNOWN, LabelingClient
 
 TIMEOUT = 20_000
 
