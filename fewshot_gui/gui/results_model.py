@@ -18,6 +18,7 @@ from PySide6.QtCore import (
 )
 
 from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.workers.labeling_client import UNKNOWN
 
 Index = QModelIndex | QPersistentModelIndex
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -54,10 +55,12 @@ class ResultsModel(QAbstractListModel):
         corrected = self._corrections.get(prediction.path)
         if role == Qt.ItemDataRole.DisplayRole:
             if corrected:
-                return f"✓ {corrected}"
+                return f"✓ {corrected}\nlabeled by you"
             if prediction.error:
                 return "⚠ unreadable"
-            return f"{prediction.label} {prediction.confidence:.0%}"
+            if prediction.label == UNKNOWN:
+                return f"{UNKNOWN}\nnovelty {prediction.novelty:.2g}"
+            return f"{prediction.label}\n{prediction.confidence:.0%}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumbnails.pixmap(str(prediction.path), RESULT_THUMB)
         if role == Qt.ItemDataRole.ToolTipRole:

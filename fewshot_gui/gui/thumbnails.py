@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPixmap
 
 from fewshot_gui.workers.thumbnails import ThumbnailLoader
@@ -69,7 +69,16 @@ class ThumbnailCache(QObject):
             self.ready.emit(path)
             return
         assert isinstance(pixels, np.ndarray)
-        pixmap = QPixmap.fromImage(qimage_from_array(pixels))
+        image = qimage_from_array(pixels)
+        if max(image.width(), image.height()) < side // 2:
+            # Tiny images (28 px glyphs) would vanish in the grid: enlarge them, pixels crisp.
+            image = image.scaled(
+                side,
+                side,
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.FastTransformation,
+            )
+        pixmap = QPixmap.fromImage(image)
         pixmap.setDevicePixelRatio(self.ratio())
         self._cache[(path, side)] = pixmap
         while len(self._cache) > self._capacity:
