@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+# Headless Qt for every test run, `make test` or a bare `pytest` alike.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def make_glyph_dataset(

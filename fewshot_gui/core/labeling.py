@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .calibration import ClassReport, calibrate
 from .checkpoint import WEIGHTS_FILE, LoadedModel
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache, FileKey
@@ -21,7 +22,7 @@ from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
 from .manifest import ManifestRow
-from .support import UNKNOWN, ClassReport, SupportClass, SupportSet, calibrate
+from .support import UNKNOWN, SupportClass, SupportSet
 from .transforms import pixels_for, to_tensor
 
 __all__ = [
@@ -48,6 +49,7 @@ class Prediction:
     runner_up_confidence: float
     novelty: float
     error: str = ""
+    nearest: str = ""  # the closest class, also when `label` is unknown
 
     def manifest_row(self) -> ManifestRow:
         ok = not self.error
@@ -69,13 +71,15 @@ ERROR_INDEX = -2
 class Labels:
     """Predictions for many files as columns, cheap to make for 100,000 files at once.
 
-    `label[i]` is a class index, UNKNOWN_INDEX or ERROR_INDEX; `runner_up[i]` a class index
-    or ERROR_INDEX where there is none. Iterating or indexing gives `Prediction` objects.
+    `label[i]` is a class index, UNKNOWN_INDEX or ERROR_INDEX; `nearest[i]` the closest
+    class's index even when `label[i]` is unknown; `runner_up[i]` a class index or
+    ERROR_INDEX where there is none. Iterating or indexing gives `Prediction` objects.
     """
 
     paths: list[Path]
     class_names: tuple[str, ...]
     label: np.ndarray
+    nearest: np.ndarray
     confidence: np.ndarray
     runner_up: np.ndarray
     runner_up_confidence: np.ndarray
@@ -96,6 +100,7 @@ class Labels:
             runner_up=self.name(second) if second >= 0 else "",
             runner_up_confidence=float(self.runner_up_confidence[i]) if second >= 0 else 0.0,
             novelty=float(self.novelty[i]),
+            nearest=self.class_names[int(self.nearest[i])],
         )
 
     def __iter__(self) -> Iterator[Prediction]:
@@ -324,6 +329,7 @@ class Labeler:
         """Score stored rows in one batch; thresholds and names are applied column-wise."""
         n = len(rows)
         label = np.full(n, ERROR_INDEX, np.int64)
+        nearest = np.zeros(n, np.int64)
         runner_up = np.full(n, ERROR_INDEX, np.int64)
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
         errors = [self._errors[row] for row in rows]
@@ -335,7 +341,8 @@ class Labeler:
             values, indices = top.values.cpu().numpy(), top.indices.cpu().numpy()
             novelty = far.float().cpu().numpy()
             ok = np.array([not e for e in errors])
-            label = np.where(ok, indices[:, 0], ERROR_INDEX)
+            nearest = indices[:, 0]
+            label = np.where(ok, nearest, ERROR_INDEX)
             confidence = np.where(ok, values[:, 0], 0.0).astype(np.float32)
             if values.shape[1] > 1:
                 runner_up = np.where(ok, indices[:, 1], ERROR_INDEX)
@@ -347,6 +354,7 @@ class Labeler:
             paths=[self._paths[row] for row in rows],
             class_names=self._class_names,
             label=label,
+            nearest=nearest,
             confidence=confidence,
             runner_up=runner_up,
             runner_up_confidence=runner_up_confidence,

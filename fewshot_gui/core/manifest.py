@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import math
-import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fewshot_gui.core.atomic import atomic_write
 from fewshot_gui.core.errors import ExportError
 
 MANIFEST_FIELDS: tuple[str, ...] = (
@@ -58,9 +57,8 @@ def write_manifest(
     except (TypeError, ValueError) as exc:
         raise ExportError(f"The manifest metadata is not plain JSON: {exc}") from exc
     records = (_record(row) for row in rows)
-    tmp, fd = _create_temp_beside(out)
     try:
-        with open(fd, "w", encoding="utf-8", newline="") as stream:
+        with atomic_write(out, newline="") as stream:
             if suffix == ".csv":
                 writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
                 writer.writeheader()
@@ -72,14 +70,8 @@ def write_manifest(
             else:
                 for record in records:
                     stream.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, out)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ExportError(f"Could not write the manifest {out}: {exc.strerror or exc}") from exc
-        raise
+    except OSError as exc:
+        raise ExportError(f"Could not write the manifest {out}: {exc.strerror or exc}") from exc
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -112,18 +104,6 @@ def _checked_suffix(path: Path) -> str:
             f"name it with one of {', '.join(MANIFEST_SUFFIXES)}."
         )
     return suffix
-
-
-def _create_temp_beside(out: Path) -> tuple[Path, int]:
-    # Same directory, so os.replace is a rename; os.open's 0o666 lets the umask set permissions.
-    while True:
-        tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise ExportError(f"Could not write the manifest {out}: {exc.strerror}") from exc
 
 
 def _record(row: ManifestRow) -> dict[str, Any]:

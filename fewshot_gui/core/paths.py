@@ -22,8 +22,13 @@ def builtin_models_dir() -> Path:
     return resources_dir() / "models"
 
 
+def user_data_dir() -> Path:
+    """Where the user's own models and sessions live."""
+    return user_data_path(APP_NAME)
+
+
 def user_models_dir() -> Path:
-    return user_data_path(APP_NAME) / "models"
+    return user_data_dir() / "models"
 
 
 def cache_dir() -> Path:

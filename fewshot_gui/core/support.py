@@ -1,19 +1,14 @@
-"""The support set a person gives, and what it says about itself: accuracy and `unknown`."""
+"""The support set a person gives: named classes with example images. Torch-free."""
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from .errors import ConfigError, DataError
-from .images import iter_image_files
-from .methods import FewShotClassifier
+from .images import is_image_path, iter_image_files
 
 UNKNOWN = "unknown"
 
@@ -73,97 +68,56 @@ class SupportSet:
         return cls(tuple(classes))
 
 
-@dataclass(frozen=True)
-class ClassReport:
-    """How well one class's examples are recognised when each is left out in turn."""
-
-    name: str
-    examples: int
-    loo_accuracy: float | None  # None with fewer than two examples
-    confused_with: str
-    warnings: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Calibration:
-    reports: tuple[ClassReport, ...]
-    threshold: float | None
-
-
-def calibrate(
-    model: FewShotClassifier, features: torch.Tensor, labels: torch.Tensor, names: Sequence[str]
-) -> Calibration:
-    """Leave-one-out accuracy per class and the automatic `unknown` threshold.
-
-    Each example is held out and classified by the rest (its class needs a second example).
-    The held-out examples' novelty shows how far a member of a known class lies; leaving a
-    whole class out shows how far an image of a class the support set lacks lies. The
-    threshold separates the two. Leaves `model` adapted to the whole support set.
-    """
-    counts = torch.bincount(labels, minlength=len(names))
-    inside: list[float] = []
-    correct: Counter[int] = Counter()
-    wrong: dict[int, Counter[int]] = {c: Counter() for c in range(len(names))}
-    for i in range(len(labels)):
-        label = int(labels[i])
-        if counts[label] < 2:
+def class_folders(root: Path) -> list[tuple[str, list[Path]]]:
+    """(name, images) for each non-hidden subfolder of `root` that holds images, by name."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            images = list(iter_image_files(folder))
+        except DataError:  # unreadable or vanished meanwhile
             continue
-        keep = torch.arange(len(labels)) != i
-        model.fit_support_features(features[keep], labels[keep])
-        with torch.no_grad():
-            predicted = int(model.forward_features(features[i : i + 1]).argmax(1))
-            inside.append(float(model.novelty(features[i : i + 1])))
-        if predicted == label:
-            correct[label] += 1
-        else:
-            wrong[label][predicted] += 1
-
-    outside: list[float] = []
-    if len(names) > 1:
-        for held in range(len(names)):
-            keep = labels != held
-            kept = labels[keep]
-            remap = torch.cumsum(torch.bincount(kept, minlength=len(names)) > 0, 0) - 1
-            model.fit_support_features(features[keep], remap[kept])
-            with torch.no_grad():
-                outside.extend(model.novelty(features[labels == held]).tolist())
-    model.fit_support_features(features, labels)
-
-    reports = []
-    for c, name in enumerate(names):
-        n = int(counts[c])
-        accuracy = correct[c] / n if n >= 2 else None
-        confused = names[wrong[c].most_common(1)[0][0]] if wrong[c] else ""
-        warnings = []
-        if n < 2:
-            warnings.append("only one example: add a few more for a reliable class")
-        if accuracy is not None and accuracy < 0.8:
-            warnings.append(f"examples are often mistaken for {confused!r}: add clearer ones")
-        reports.append(ClassReport(name, n, accuracy, confused, tuple(warnings)))
-    return Calibration(tuple(reports), choose_threshold(inside, outside))
+        if images:
+            found.append((folder.name, images))
+    return found
 
 
-def choose_threshold(inside: Sequence[float], outside: Sequence[float]) -> float | None:
-    """A novelty threshold between known-class values (`inside`) and unseen-class ones.
+@dataclass
+class DroppedFiles:
+    """`groups` maps a class name to its new examples; '' means the class dropped onto."""
 
-    Separable values get the geometric mean of the closest pair across the gap; overlapping
-    ones the split with the best balanced accuracy. With one side missing the threshold is a
-    fixed factor off the other, and with neither there is none.
+    groups: dict[str, list[Path]] = field(default_factory=dict)
+    rejected: list[Path] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return sum(len(paths) for paths in self.groups.values())
+
+
+def sort_dropped(paths: Iterable[Path], into_target: bool) -> DroppedFiles:
+    """What a drop or paste of files means: examples for one class, or one class per subfolder.
+
+    A folder with subfolders gives one class per subfolder that holds images. Other folders
+    and image files go to the target class ('') when dropped onto one, else to a class named
+    after the folder (of the folder itself, or of the file). Anything else is rejected.
     """
-    if not inside and not outside:
-        return None
-    if not outside:
-        return float(np.quantile(inside, 0.95) * 1.5)
-    if not inside:
-        return float(np.min(outside) * 0.75)
-    inside_sorted, outside_sorted = np.sort(inside), np.sort(outside)
-    if inside_sorted[-1] < outside_sorted[0]:
-        return float(np.sqrt(max(inside_sorted[-1], 0.0) * outside_sorted[0]))
-    candidates = np.unique(np.concatenate([inside_sorted, outside_sorted]))
-    best, best_score = float(candidates[0]), -1.0
-    for low, high in itertools.pairwise(candidates):
-        cut = (low + high) / 2
-        score = (np.mean(inside_sorted <= cut) + np.mean(outside_sorted > cut)) / 2
-        if score > best_score:
-            best, best_score = float(cut), float(score)
-    return best
+    result = DroppedFiles()
+    for path in paths:
+        if path.is_dir():
+            subclasses = class_folders(path)
+            if subclasses:
+                for name, images in subclasses:
+                    result.groups.setdefault(name, []).extend(images)
+                continue
+            try:
+                images = list(iter_image_files(path))
+            except DataError:
+                images = []
+            if not images:
+                result.rejected.append(path)
+            result.groups.setdefault("" if into_target else path.name, []).extend(images)
+        elif path.is_file() and is_image_path(path):
+            result.groups.setdefault("" if into_target else path.parent.name, []).append(path)
+        else:
+            result.rejected.append(path)
+    result.groups = {name: paths for name, paths in result.groups.items() if paths}
+    return result

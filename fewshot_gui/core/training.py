@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from .atomic import write_json_atomic
 from .backbones import get_backbone
-from .checkpoint import load_tensors, save_model, write_json_atomic
+from .checkpoint import load_tensors, save_model
 from .config import TrainConfig, to_dict
 from .datasets import EpisodeSampler, ImagePool, episode_tensors
 from .errors import CheckpointError, ConfigError

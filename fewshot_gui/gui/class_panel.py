@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from fewshot_gui.core.images import IMAGE_SUFFIXES
+from fewshot_gui.core.support import sort_dropped
 from fewshot_gui.gui.class_model import (
     CLASS_THUMB,
     EXAMPLE_THUMB,
@@ -25,7 +26,6 @@ from fewshot_gui.gui.class_model import (
     ClassModel,
     ExampleModel,
 )
-from fewshot_gui.gui.drops import sort_dropped
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.results_model import RESULTS_MIME
 

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.core.session import Session, autosave_path
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.about import FIRST_RUN_HINT
 from fewshot_gui.gui.banner import Banner
 from fewshot_gui.gui.class_model import ClassModel, ExampleModel
@@ -28,11 +30,10 @@ from fewshot_gui.gui.export_dialog import ExportDialog
 from fewshot_gui.gui.menus import build_menus
 from fewshot_gui.gui.results_model import ResultsModel
 from fewshot_gui.gui.results_panel import ResultsPanel
-from fewshot_gui.gui.session import Session, autosave_path
 from fewshot_gui.gui.sessions import SessionFiles
 from fewshot_gui.gui.threshold import ThresholdBar
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_client import UNKNOWN, LabelingClient, ModelInfo, Progress
+from fewshot_gui.workers.labeling_client import LabelingClient, ModelInfo, Progress
 
 DEFAULT_MODEL = "photo-lite0-protonet"
 SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once

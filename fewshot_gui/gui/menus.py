@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar
 
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.about import FIRST_RUN_HINT, show_about
-from fewshot_gui.workers.labeling_client import UNKNOWN
 
 if TYPE_CHECKING:
     from fewshot_gui.gui.main_window import MainWindow

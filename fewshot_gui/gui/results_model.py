@@ -17,8 +17,8 @@ from PySide6.QtCore import (
     QUrl,
 )
 
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_client import UNKNOWN
 
 Index = QModelIndex | QPersistentModelIndex
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1

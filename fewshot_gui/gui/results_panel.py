@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.class_model import ClassModel
 from fewshot_gui.gui.results_model import (
     ERROR_FILTER,
@@ -30,7 +31,6 @@ from fewshot_gui.gui.results_model import (
     ResultsProxy,
 )
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_client import UNKNOWN
 
 PREVIEW_SIDE = 768
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
-from fewshot_gui.gui.session import (
+from fewshot_gui.core.session import (
     SESSION_SUFFIX,
     Session,
     SessionError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
-from fewshot_gui.gui.session import Threshold
+from fewshot_gui.core.session import Threshold
 
 STEPS = 1000
 # Moving the slider re-labels everything from the cache; this caps it at ~15 a second.

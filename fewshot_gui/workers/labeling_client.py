@@ -15,13 +15,12 @@ from PySide6.QtCore import QObject, QThread, Signal
 from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.workers.labeling_worker import (
     KINDS,
-    UNKNOWN,
     LabelingWorker,
     ModelInfo,
     Progress,
 )
 
-__all__ = ["UNKNOWN", "LabelingClient", "ModelInfo", "Progress"]
+__all__ = ["LabelingClient", "ModelInfo", "Progress"]
 
 
 class LabelingClient(QObject):

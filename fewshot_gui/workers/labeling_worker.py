@@ -21,9 +21,6 @@ from fewshot_gui.core.jobs import CancelToken
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 KINDS = ("model", "support", "label", "relabel")
-# The same as core.labeling.UNKNOWN (a test checks): that module imports torch, which the
-# GUI must not do before its first paint.
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

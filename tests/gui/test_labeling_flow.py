@@ -8,8 +8,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.results_model import CONFIDENCE_ROLE, LABEL_ROLE
-from fewshot_gui.workers.labeling_client import UNKNOWN
 
 TIMEOUT = 20_000
 

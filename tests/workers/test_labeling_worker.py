@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fewshot_gui.workers.labeling_client import UNKNOWN, LabelingClient
+from fewshot_gui.core.support import UNKNOWN
+from fewshot_gui.workers.labeling_client import LabelingClient
 
 TIMEOUT = 20_000
 
@@ -134,12 +135,6 @@ def test_shutdown_waits_for_a_running_job(qtbot, pattern_class, tiny_model, supp
         client.label(tmp_path / "many")
     assert client.shutdown(timeout_ms=10_000)
     assert client._thread.isFinished()
-
-
-def test_unknown_matches_the_engine():
-    from fewshot_gui.core import labeling
-
-    assert labeling.UNKNOWN == UNKNOWN
 
 
 def test_the_window_paints_before_torch_is_imported(tmp_path):

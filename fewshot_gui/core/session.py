@@ -1,19 +1,18 @@
 """A labeling session as one JSON file: classes and examples, folder, corrections, threshold, model.
 
-Pure (stdlib only): the window turns its state into a `Session` and back.
+The window turns its state into a `Session` and back.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fewshot_gui.core.atomic import write_json_atomic
 from fewshot_gui.core.errors import FewShotError
-from fewshot_gui.core.paths import user_models_dir
+from fewshot_gui.core.paths import user_data_dir
 
 SESSION_FORMAT = "fewshot-gui-session/1"
 SESSION_SUFFIX = ".fewshot.json"
@@ -75,17 +74,9 @@ class Session:
 
 
 def save_session(path: Path, session: Session) -> None:
-    """Write `session` to `path` through a temporary file, so a crash keeps the old one."""
+    """Write `session` to `path` atomically, so a crash keeps the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(session.to_dict(), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_json_atomic(path, session.to_dict())
 
 
 def load_session(path: Path) -> Session:
@@ -103,4 +94,4 @@ def load_session(path: Path) -> Session:
 
 def autosave_path() -> Path:
     """Where the running session is autosaved; it is removed on a clean exit."""
-    return user_models_dir().parent / f"autosave{SESSION_SUFFIX}"
+    return user_data_dir() / f"autosave{SESSION_SUFFIX}"
