@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 from .progress import ProgressBar, drive_with, interrupt_cancels, print_line, say
 
@@ -55,12 +57,30 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("eval", help="episodic accuracy with a 95%% interval")
-    evaluate.add_argument("--model", required=True, help="installed model name or folder")
+    model = evaluate.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="installed model name or folder")
+    model.add_argument(
+        "--baseline",
+        metavar="BACKBONE:METRIC",
+        help="no meta-training: plain prototypes on a backbone, e.g. lite0:cosine",
+    )
     evaluate.add_argument("--data", type=Path, required=True, help="folder of class folders")
+    evaluate.add_argument(
+        "--holdout",
+        type=int,
+        metavar="K",
+        help="only the K held-out top-level folders, as `train --val-holdout K` holds them out",
+    )
     _add_episode_args(evaluate, way=5, shot=1, query=15)
     evaluate.add_argument("--episodes", type=int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--record",
+        type=Path,
+        metavar="MODEL_DIR",
+        help="also write the result into that model's card (a baseline under 'baselines')",
+    )
     evaluate.set_defaults(run=run_eval)
 
     models = commands.add_parser("models", help="list installed models with their cards")
@@ -158,14 +178,20 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..core.jobs import CancelToken
     from ..core.paths import cache_dir
 
-    loaded = load_model(args.model)
+    if args.model:
+        loaded = load_model(args.model)
+        name, model, spec = loaded.name, loaded.model, loaded.spec
+    else:
+        name, model, spec = args.baseline, *_baseline(args.baseline)
     pool = ImagePool.from_folder(args.data)
+    if args.holdout:
+        pool = pool.split_holdout_groups(args.holdout)[1]
     episode = EpisodeConfig(args.way, args.shot, args.query)
     token = CancelToken()
     bar = ProgressBar("eval", args.episodes)
     job = evaluate(
-        loaded.model,
-        loaded.spec,
+        model,
+        spec,
         pool,
         episode,
         args.episodes,
@@ -180,14 +206,57 @@ def run_eval(args: argparse.Namespace) -> int:
                 EvalProgress: lambda e: bar.update(e.done, f"acc {e.accuracy:.2f}%"),
             },
         )
+    if args.record and not token.cancelled:
+        _record(args, name, result.to_dict())
     if args.json:
-        print(json.dumps({"model": loaded.name, "data": str(args.data), **result.to_dict()}))
+        print(json.dumps({"model": name, "data": str(args.data), **result.to_dict()}))
     else:
         print(
-            f"{loaded.name}: {result.way}-way {result.shot}-shot, {result.episodes} episodes: "
+            f"{name}: {result.way}-way {result.shot}-shot, {result.episodes} episodes: "
             f"{result.accuracy:.2f}% ± {result.ci95:.2f} (95% interval)"
         )
     return 130 if token.cancelled else 0
+
+
+def _record(args: argparse.Namespace, name: str, result: dict[str, Any]) -> None:
+    """Keep a measured figure on a model card, with how and where it was measured."""
+    import platform
+    from datetime import UTC, datetime
+
+    from ..core.atomic import write_json_atomic
+    from ..core.checkpoint import CARD_FILE, read_card
+
+    card = read_card(args.record)
+    entry = {
+        **result,
+        "data": str(args.data),
+        "holdout": args.holdout,
+        "seed": args.seed,
+        "command": "fewshot " + shlex.join(args.argv),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    section = (
+        card.setdefault("baselines", {}).setdefault(name, {})
+        if args.baseline
+        else (card.setdefault("evaluation", {}))
+    )
+    section[f"{result['way']}-way {result['shot']}-shot"] = entry
+    write_json_atomic(args.record / CARD_FILE, card)
+
+
+def _baseline(text: str) -> tuple[Any, Any]:
+    """An untrained ProtoNet on a backbone: what meta-training has to beat."""
+    from ..core.backbones import get_backbone
+    from ..core.config import ModelConfig
+    from ..core.errors import ConfigError
+    from ..core.methods import build_model
+
+    backbone, _, metric = text.partition(":")
+    if metric not in ("euclidean", "cosine"):
+        raise ConfigError(f"--baseline takes BACKBONE:euclidean or BACKBONE:cosine, not {text!r}")
+    model = build_model(ModelConfig(method="protonet", backbone=backbone, metric=metric)).eval()
+    return model, get_backbone(backbone)
 
 
 def run_models(args: argparse.Namespace) -> int:

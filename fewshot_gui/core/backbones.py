@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError
@@ -143,12 +144,41 @@ class Affine(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.shift) * self.scale
 
+    @torch.no_grad()
+    def initialise(self, features: torch.Tensor) -> None:
+        """Start centred on the training data (N, D): the shift begins at its mean."""
+        self.shift.copy_(features.mean(0))
+
+
+class PowerAffine(nn.Module):
+    """Power transform, unit length, then `Affine`: (N, D) -> (N, D).
+
+    The square root evens out the heavy-tailed non-negative features of a ReLU network and
+    centring removes their common direction, both of which help nearest-prototype
+    classification (Hu et al. 2021; Wang et al. 2019, "SimpleShot").
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.affine = Affine(dim)
+
+    def transform(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(features.clamp_min(0).sqrt(), dim=1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.affine(self.transform(features))
+
+    def initialise(self, features: torch.Tensor) -> None:
+        self.affine.initialise(self.transform(features))
+
 
 def build_neck(neck: str, in_dim: int) -> tuple[nn.Module, int]:
     """A small trainable part on top of a backbone, and its output size.
 
-    "" is none, "affine" a per-feature shift and scale, "linear:D" one linear map to D,
-    "mlp:H,D" a hidden ReLU layer of H then a linear map to D.
+    "" is none, "affine" a per-feature shift and scale, "power-affine" a square root and
+    unit length first, "linear:D" one linear map to D, "mlp:H,D" a hidden ReLU layer of H
+    then a linear map to D. Necks with an `initialise(features)` method start from the
+    training data's statistics.
     """
     kind, _, sizes = neck.partition(":")
     try:
@@ -159,12 +189,16 @@ def build_neck(neck: str, in_dim: int) -> tuple[nn.Module, int]:
         return nn.Identity(), in_dim
     if kind == "affine" and not dims:
         return Affine(in_dim), in_dim
+    if kind == "power-affine" and not dims:
+        return PowerAffine(in_dim), in_dim
     if kind == "linear" and len(dims) == 1 and dims[0] > 0:
         return nn.Linear(in_dim, dims[0]), dims[0]
     if kind == "mlp" and len(dims) == 2 and min(dims) > 0:
         hidden, out = dims
         return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out)), out
-    raise ConfigError(f"unknown neck {neck!r}; use '', 'affine', 'linear:D' or 'mlp:H,D'")
+    raise ConfigError(
+        f"unknown neck {neck!r}; use '', 'affine', 'power-affine', 'linear:D' or 'mlp:H,D'"
+    )
 
 
 class Encoder(nn.Module):

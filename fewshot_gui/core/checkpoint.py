@@ -72,6 +72,7 @@ def save_model(
     }
     tmp = directory / f".{WEIGHTS_FILE}.tmp"
     save_file(shipped_state(model, config), str(tmp), metadata={"format": CARD_FORMAT})
+    tmp.chmod(0o644)  # safetensors creates it private; weights are meant to be shared
     os.replace(tmp, directory / WEIGHTS_FILE)
     write_json_atomic(directory / CARD_FILE, full_card)
     return directory

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+
 import torch
 
 from .errors import ConfigError
@@ -25,3 +28,23 @@ def pick_device(requested: str = "auto") -> tuple[torch.device, str]:
     if requested in ("cuda", "mps"):
         raise ConfigError(f"{requested.upper()} is not available here; use --device auto or cpu")
     return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
+
+
+def describe_machine() -> str:
+    """One line for model cards and benchmark logs: processor, cores, torch, accelerator."""
+    accelerator = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{_processor()}, {os.cpu_count()} cores, {platform.system()}, "
+        f"torch {torch.__version__}, {accelerator}"
+    )
+
+
+def _processor() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

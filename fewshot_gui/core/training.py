@@ -18,10 +18,11 @@ from .backbones import get_backbone
 from .checkpoint import load_tensors, save_model
 from .config import TrainConfig, to_dict
 from .datasets import EpisodeSampler, ImagePool, episode_tensors
+from .devices import describe_machine
 from .errors import CheckpointError, ConfigError
 from .evaluation import EvalResult, Stage, embed_all, evaluate_features, pool_inputs
 from .jobs import drive
-from .methods import FewShotClassifier, build_model
+from .methods import MAML, FewShotClassifier, build_model
 
 BEST_DIR = "best"
 LAST_DIR = "last"
@@ -110,6 +111,10 @@ def meta_train(
     sampler = EpisodeSampler(train_pool.labels, config.episode, config.seed, config.rotations)
     EpisodeSampler(val_pool.labels, config.val_episode, config.seed + 1)  # fails now, not later
     state = _RunState()
+    # On a pretrained backbone the trainable part starts from the training features' statistics.
+    neck = model.body if isinstance(model, MAML) else model.encoder.neck
+    if spec.pretrained and hasattr(neck, "initialise"):
+        neck.initialise(train_inputs)
     if resume:
         state = _load_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler)
         yield Stage(f"resumed at episode {state.episode}")
@@ -117,6 +122,7 @@ def meta_train(
         **(card or {}),
         "training": to_dict(config),
         "data": {"train": train_pool.describe(), "validation": val_pool.describe()},
+        "machine": describe_machine(),
     }
 
     started = time.perf_counter() - state.seconds
@@ -167,11 +173,7 @@ def meta_train(
             state.seconds = time.perf_counter() - started
             yield Validated(state.episode, result, is_best)
             if is_best:
-                best_card = {
-                    **card,
-                    "validation": _validation_card(state),
-                    "seconds": state.seconds,
-                }
+                best_card = {**card, **_progress_card(state)}
                 path = save_model(out_dir / BEST_DIR, model, config.model, best_card)
                 yield Checkpointed(state.episode, path)
             _save_last(
@@ -215,8 +217,16 @@ def _validate(
     return drive(episodes)
 
 
-def _validation_card(state: _RunState) -> dict[str, Any]:
-    return {"best_episode": state.best_episode, "best": state.best, "history": state.history}
+def _progress_card(state: _RunState) -> dict[str, Any]:
+    return {
+        "validation": {
+            "best_episode": state.best_episode,
+            "best": state.best,
+            "history": state.history,
+        },
+        "episodes_done": state.episode,
+        "seconds": round(state.seconds, 1),
+    }
 
 
 def _save_last(
@@ -229,7 +239,7 @@ def _save_last(
     state: _RunState,
     card: dict[str, Any],
 ) -> None:
-    save_model(directory, model, config.model, {**card, "validation": _validation_card(state)})
+    save_model(directory, model, config.model, {**card, **_progress_card(state)})
     optim = optimizer.state_dict()
     tensors = {"rng.torch": torch.get_rng_state()}
     slots: dict[str, dict[str, Any]] = {}
