@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.checkpoint import DEFAULT_MODEL
 from ..core.devices import DEVICE_CHOICES
+from ..core.engines import ENGINE_CHOICES
 from ..core.errors import ConfigError
 from .progress import ProgressBar, drive_with, interrupt_cancels, say
 
@@ -43,9 +44,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--restart", action="store_true", help="ignore an existing --out instead of continuing it"
     )
     label.add_argument("--unknown", default="auto", help=UNKNOWN_HELP)
+    label.add_argument(
+        "--inductive",
+        action="store_true",
+        help="label each image on its own; by default the model also learns from the whole "
+        "folder (soft k-means over the unlabeled images, Ren et al. 2018) before the final labels",
+    )
     label.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    label.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default="auto",
+        help="what runs the model: auto (default) times the float32 engines once per model "
+        "and device and keeps the fastest; the -bf16/-fp16 ones trade exactness for speed",
+    )
     label.add_argument("--batch-size", type=int, default=32)
-    label.add_argument("--no-cache", action="store_true", help="do not cache embeddings on disk")
+    label.add_argument(
+        "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
+    )
     label.add_argument("--export", choices=("copy", "move", "link"), help="sort files into --dest")
     label.add_argument("--dest", type=Path, help="destination of --export: DEST/CLASS/FILE")
     label.add_argument(
@@ -102,9 +118,10 @@ def run_label(args: argparse.Namespace) -> int:
         device=args.device,
         cache_dir=None if args.no_cache else cache_dir(),
         batch_size=args.batch_size,
+        engine=args.engine,
     )
     labeler.set_unknown(unknown)
-    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_name}")
+    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
     report = drive_with(labeler.set_support(support), {})
     for _path, error in report.errors:
         say(f"example skipped: {error}")
@@ -145,6 +162,8 @@ def run_label(args: argparse.Namespace) -> int:
 
     with interrupt_cancels(token.cancel):
         summary = drive_with(labeler.label(todo, token), {LabelProgress: on_progress})
+    for prediction in labeler.relabel():  # the final, transductive word on this run's files
+        rows[str(prediction.path)] = prediction.manifest_row()
     write_manifest(rows.values(), args.out, meta=meta)
     say(
         f"{summary.labeled} labeled, {summary.unknown} unknown, {summary.errors} unreadable "

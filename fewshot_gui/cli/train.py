@@ -9,6 +9,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..core.devices import DEVICE_CHOICES
+from ..core.engines import ENGINE_CHOICES
 from .progress import ProgressBar, drive_with, interrupt_cancels, print_line, say
 
 
@@ -74,6 +76,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _add_episode_args(evaluate, way=5, shot=1, query=15)
     evaluate.add_argument("--episodes", type=int, default=1000)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--transductive",
+        action="store_true",
+        help="let the model also learn from each episode's unlabeled queries (ProtoNet)",
+    )
+    evaluate.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        help="embed with this engine, as `fewshot label` does (default: torch float32 with "
+        "cached backbone features); compare a reduced-precision engine with `torch`",
+    )
+    evaluate.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="for --engine")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
         "--record",
@@ -174,6 +188,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..core.checkpoint import load_model
     from ..core.config import EpisodeConfig
     from ..core.datasets import ImagePool
+    from ..core.errors import ConfigError
     from ..core.evaluation import EvalProgress, evaluate
     from ..core.jobs import CancelToken
     from ..core.paths import cache_dir
@@ -187,6 +202,15 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.holdout:
         pool = pool.split_holdout_groups(args.holdout)[1]
     episode = EpisodeConfig(args.way, args.shot, args.query)
+    engine = None
+    if args.engine is not None:
+        from ..core.engines import choose_engine
+
+        if not args.model:
+            raise ConfigError("--engine needs --model: baselines embed with torch float32")
+        choice = choose_engine(loaded, args.device, args.engine, cache_dir=cache_dir() / "engines")
+        engine = choice.engine
+        say(f"engine {engine.name}: {choice.reason}")
     token = CancelToken()
     bar = ProgressBar("eval", args.episodes)
     job = evaluate(
@@ -198,6 +222,8 @@ def run_eval(args: argparse.Namespace) -> int:
         args.seed,
         cancel=token,
         cache_dir=cache_dir(),
+        transductive=args.transductive,
+        engine=engine,
     )
     with interrupt_cancels(token.cancel):
         result = drive_with(
@@ -241,7 +267,8 @@ def _record(args: argparse.Namespace, name: str, result: dict[str, Any]) -> None
         if args.baseline
         else (card.setdefault("evaluation", {}))
     )
-    section[f"{result['way']}-way {result['shot']}-shot"] = entry
+    mode = " transductive" if result["transductive"] else ""
+    section[f"{result['way']}-way {result['shot']}-shot{mode}"] = entry
     write_json_atomic(args.record / CARD_FILE, card)
 
 

@@ -15,6 +15,8 @@ import torch
 from .backbones import BackboneSpec
 from .config import EpisodeConfig
 from .datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from .engines import Engine
+from .errors import ConfigError
 from .methods import FewShotClassifier
 from .transforms import to_tensor
 
@@ -43,6 +45,7 @@ class EvalResult:
     way: int
     shot: int
     query: int
+    transductive: bool = False
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -84,12 +87,16 @@ def evaluate_features(
     episodes: int,
     seed: int,
     cancel: Callable[[], bool] | None = None,
+    transductive: bool = False,
 ) -> Generator[EvalProgress, None, EvalResult]:
     """Evaluate on embedded images (N, ...) with class labels (N,): the encoder runs once.
 
     Valid because the encoder never changes during adaptation; the episode draws are the
-    same for the same seed, whatever the model.
+    same for the same seed, whatever the model. `transductive` lets a model that can
+    (`refine`) also learn from the episode's unlabeled queries, as labeling a folder does.
     """
+    if transductive and not hasattr(model, "refine"):
+        raise ConfigError(f"{type(model).__name__} has no transductive mode; drop --transductive")
     sampler = EpisodeSampler(labels, episode, seed)
     was_training = model.training
     model.eval()
@@ -103,6 +110,8 @@ def evaluate_features(
             )
             with torch.no_grad():
                 model.fit_support_features(support, support_labels)
+                if transductive:
+                    model.refine(query)
                 predicted = model.forward_features(query).argmax(1)
             accuracies.append((predicted == query_labels).float().mean().item())
             if (i + 1) % 25 == 0 or i + 1 == episodes:
@@ -110,7 +119,9 @@ def evaluate_features(
     finally:
         model.train(was_training)
     accuracy, ci95 = mean_ci95(accuracies) if accuracies else (float("nan"), float("nan"))
-    return EvalResult(accuracy, ci95, len(accuracies), episode.way, episode.shot, episode.query)
+    return EvalResult(
+        accuracy, ci95, len(accuracies), episode.way, episode.shot, episode.query, transductive
+    )
 
 
 def pool_inputs(
@@ -159,8 +170,26 @@ def evaluate(
     seed: int = 0,
     cancel: Callable[[], bool] | None = None,
     cache_dir: Path | None = None,
+    transductive: bool = False,
+    engine: Engine | None = None,
 ) -> Generator[Stage | EvalProgress, None, EvalResult]:
-    """Read and embed every image of the pool once, then run seeded episodes."""
+    """Read and embed every image of the pool once, then run seeded episodes.
+
+    With an `engine` the encoder runs there on every image's pixels, as labeling runs it,
+    which measures what a reduced-precision engine costs in accuracy.
+    """
+    if engine is not None:
+        yield Stage(f"reading {len(pool.paths)} images of {len(pool.class_names)} classes")
+        pixels = load_pixels(pool, spec).numpy()
+        yield Stage(f"embedding {len(pixels)} images on {engine.name}")
+        features = torch.cat(
+            [torch.from_numpy(engine.embed(pixels[i : i + 64])) for i in range(0, len(pixels), 64)]
+        )
+        return (
+            yield from evaluate_features(
+                model, features, pool.labels, episode, episodes, seed, cancel, transductive
+            )
+        )
     inputs = yield from pool_inputs(model, spec, pool, cache_dir)
     yield Stage(f"embedding {len(inputs)} images")
     model.encoder.skip_backbone = spec.pretrained
@@ -169,5 +198,7 @@ def evaluate(
     finally:
         model.encoder.skip_backbone = False
     return (
-        yield from evaluate_features(model, features, pool.labels, episode, episodes, seed, cancel)
+        yield from evaluate_features(
+            model, features, pool.labels, episode, episodes, seed, cancel, transductive
+        )
     )

@@ -18,12 +18,13 @@ from .calibration import ClassReport, calibrate
 from .checkpoint import WEIGHTS_FILE, LoadedModel
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache, FileKey
+from .engines import choose_engine
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
 from .manifest import ManifestRow
 from .support import UNKNOWN, SupportClass, SupportSet
-from .transforms import pixels_for, to_tensor
+from .transforms import pixels_for
 
 __all__ = [
     "UNKNOWN",
@@ -63,8 +64,10 @@ class Prediction:
         )
 
 
+REFINE_SAMPLE = 8192
 UNKNOWN_INDEX = -1
 ERROR_INDEX = -2
+PREDICT_CHUNK = 2048  # rows scored at once: their features stay in the processor's cache
 
 
 @dataclass(frozen=True)
@@ -162,15 +165,26 @@ class Labeler:
         cache_dir: Path | None = None,
         batch_size: int = 32,
         decode_threads: int = 2,
+        engine: str = "auto",
+        transductive: bool = True,
     ) -> None:
         self.loaded = loaded
+        self.transductive = transductive
         self.spec = loaded.spec
         self.device, self.device_name = pick_device(device)
         self.model = loaded.model.to(self.device).eval()
         self.batch_size = batch_size
         self.decode_threads = decode_threads
-        self._autocast = self.device.type == "cuda"
-        self.engine_name = "torch bfloat16" if self._autocast else "torch float32"
+        choice = choose_engine(
+            loaded,
+            self.device,
+            engine,
+            cache_dir=cache_dir / "engines" if cache_dir is not None else None,
+            batch_size=batch_size,
+        )
+        self.engine = choice.engine
+        self.engine_name = self.engine.name
+        self.engine_reason = choice.reason
         self.disk_cache = (
             EmbeddingCache(cache_dir / "embeddings" / f"{self.model_key()}.sqlite")
             if cache_dir is not None
@@ -180,18 +194,22 @@ class Labeler:
         self._memory: dict[FileKey, np.ndarray] = {}
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
-        self._vectors: list[np.ndarray | None] = []
+        self._features = np.zeros((0,), np.float32)  # (capacity, ...) rows; failed files zeros
         self._errors: list[str] = []
         self._matrix: torch.Tensor | None = None
         self._class_names: tuple[str, ...] = ()
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
+        self._support_features: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def model_key(self) -> str:
-        """Identifies the embeddings this model and engine make, to key the disk cache."""
+        """Identifies the embeddings this model and engine make, to key the disk cache.
+
+        Engines with float32 numerics share one cache: their embeddings agree to rounding.
+        """
         digest = hashlib.sha256()
         digest.update((self.loaded.path / WEIGHTS_FILE).read_bytes())
-        digest.update(json.dumps([self.loaded.card.get("model"), self.engine_name]).encode())
+        digest.update(json.dumps([self.loaded.card.get("model"), self.engine.numerics]).encode())
         return f"{self.loaded.name}-{digest.hexdigest()[:16]}"
 
     # --- support set and threshold -------------------------------------------------------
@@ -224,10 +242,10 @@ class Labeler:
             raise ConfigError("no class has a readable example; add images the app can open")
         yield Stage(f"adapting to {len(names)} classes")
         support_features = torch.from_numpy(np.stack(features)).to(self.device)
-        calibration = calibrate(
-            self.model, support_features, torch.tensor(labels, device=self.device), names
-        )
+        support_labels = torch.tensor(labels, device=self.device)
+        calibration = calibrate(self.model, support_features, support_labels, names)
         self._class_names = tuple(names)
+        self._support_features = (support_features, support_labels)
         self._auto_threshold = calibration.threshold
         unreadable = tuple(
             ClassReport(name, 0, None, "", ("no readable examples: this class is left out",))
@@ -287,14 +305,31 @@ class Labeler:
         )
 
     def relabel(self) -> Labels:
-        """Every file labeled so far, under the current support set and threshold."""
-        return self._predict(list(range(len(self._paths))))
+        """Every file labeled so far, under the current support set and threshold.
+
+        Transductive models first refine their classes with the files themselves, so this
+        is what to show once a folder is done; the stream from `label` is inductive.
+        """
+        self._refine()
+        return self._predict(range(len(self._paths)))
+
+    def _refine(self) -> None:
+        """Soft k-means over (a sample of) the labeled files; see ProtoNet.refine."""
+        refine = getattr(self.model, "refine", None)
+        rows = np.flatnonzero([not error for error in self._errors])
+        if not self.transductive or refine is None or not self._class_names or not len(rows):
+            return
+        if len(rows) > REFINE_SAMPLE:  # prototypes need a sample, not 100,000 points
+            rows = np.sort(np.random.default_rng(0).choice(rows, REFINE_SAMPLE, replace=False))
+        assert self._support_features is not None
+        self.model.fit_support_features(*self._support_features)
+        refine(self._feature_matrix()[torch.from_numpy(rows).to(self.device)], self.threshold)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""
         self._rows.clear()
         self._paths.clear()
-        self._vectors.clear()
+        self._features = np.zeros((0,), np.float32)
         self._errors.clear()
         self._matrix = None
 
@@ -307,51 +342,76 @@ class Labeler:
             if row is None:
                 row = self._rows[path] = len(self._paths)
                 self._paths.append(path)
-                self._vectors.append(vector)
                 self._errors.append(error)
             else:
-                self._vectors[row], self._errors[row] = vector, error
+                self._errors[row] = error
+            self._put_row(row, vector)
             rows.append(row)
         self._matrix = None
         return rows
 
+    def _put_row(self, row: int, vector: np.ndarray | None) -> None:
+        """Write one row of the feature matrix, which doubles as it fills; None writes zeros."""
+        features = self._features
+        if vector is not None and features.shape[1:] != vector.shape:
+            features = np.zeros((0, *vector.shape), np.float32)  # rows so far all failed
+        if row >= len(features):
+            grown = np.zeros((max(2 * len(features), row + 1, 64), *features.shape[1:]), np.float32)
+            grown[: len(features)] = features
+            features = grown
+        features[row] = 0.0 if vector is None else vector
+        self._features = features
+
     def _feature_matrix(self) -> torch.Tensor:
-        """All stored vectors as one (n_files, ...) tensor; failed files hold zeros."""
-        if self._matrix is None or len(self._matrix) != len(self._paths):
-            shape = next((v.shape for v in self._vectors if v is not None), (1,))
-            zeros = np.zeros(shape, np.float32)
-            stacked = np.stack([zeros if v is None else v for v in self._vectors])
-            self._matrix = torch.from_numpy(stacked).to(self.device)
+        """All stored rows as one (n_files, ...) tensor on the device; a view on the CPU."""
+        n = len(self._paths)
+        rows = torch.from_numpy(self._features[:n])
+        if self.device.type == "cpu":
+            return rows
+        if self._matrix is None or len(self._matrix) != n:
+            self._matrix = rows.to(self.device)
         return self._matrix
 
     @torch.no_grad()
-    def _predict(self, rows: list[int]) -> Labels:
-        """Score stored rows in one batch; thresholds and names are applied column-wise."""
+    def _predict(self, rows: Sequence[int]) -> Labels:
+        """Score stored rows chunk by chunk; thresholds and names are applied column-wise.
+
+        Chunks keep each one's features in the processor's cache between the method's
+        steps, which makes re-labeling 100,000 files take tens of milliseconds.
+        """
         n = len(rows)
+        everything = isinstance(rows, range) and rows == range(len(self._paths))
+        paths = list(self._paths) if everything else [self._paths[row] for row in rows]
+        errors = list(self._errors) if everything else [self._errors[row] for row in rows]
         label = np.full(n, ERROR_INDEX, np.int64)
         nearest = np.zeros(n, np.int64)
         runner_up = np.full(n, ERROR_INDEX, np.int64)
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
-        errors = [self._errors[row] for row in rows]
         if n:
-            features = self._feature_matrix()[torch.tensor(rows, device=self.device)]
-            scores, far = self.model.score_features(features)
-            probabilities = torch.softmax(scores.float(), dim=1)
-            top = probabilities.topk(min(2, probabilities.shape[1]), dim=1)
-            values, indices = top.values.cpu().numpy(), top.indices.cpu().numpy()
-            novelty = far.float().cpu().numpy()
-            ok = np.array([not e for e in errors])
+            matrix = self._feature_matrix()
+            index = None if everything else torch.tensor(list(rows), device=self.device)
+            k = min(2, len(self._class_names))
+            values, indices = np.zeros((n, k), np.float32), np.zeros((n, k), np.int64)
+            for start in range(0, n, PREDICT_CHUNK):
+                stop = min(start + PREDICT_CHUNK, n)
+                part = matrix[start:stop] if index is None else matrix[index[start:stop]]
+                scores, far = self.model.score_features(part)
+                top = torch.softmax(scores.float(), dim=1).topk(k, dim=1)
+                values[start:stop] = top.values.cpu().numpy()
+                indices[start:stop] = top.indices.cpu().numpy()
+                novelty[start:stop] = far.float().cpu().numpy()
+            ok = np.fromiter((not e for e in errors), bool, n)
             nearest = indices[:, 0]
             label = np.where(ok, nearest, ERROR_INDEX)
             confidence = np.where(ok, values[:, 0], 0.0).astype(np.float32)
-            if values.shape[1] > 1:
+            if k > 1:
                 runner_up = np.where(ok, indices[:, 1], ERROR_INDEX)
                 runner_up_confidence = np.where(ok, values[:, 1], 0.0).astype(np.float32)
             threshold = self.threshold
             if threshold is not None:
                 label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
         return Labels(
-            paths=[self._paths[row] for row in rows],
+            paths=paths,
             class_names=self._class_names,
             label=label,
             nearest=nearest,
@@ -456,13 +516,8 @@ class Labeler:
                 self.disk_cache.put_many(fresh)
         return _Embedded(paths, vectors, errors)
 
-    @torch.no_grad()
     def _encode(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels (B, H, W, C) -> float32 embeddings (B, ...)."""
-        batch = torch.from_numpy(pixels)
-        if self.device.type == "cuda":
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
-            features = self.model.embed(to_tensor(batch, self.spec))
+        """uint8 pixels (B, H, W, C) -> float32 embeddings (B, ...), on the chosen engine."""
+        features = self.engine.embed(pixels)
         self.images_embedded += len(pixels)
-        return features.float().cpu().numpy()
+        return features

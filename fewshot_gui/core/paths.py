@@ -11,8 +11,13 @@ _PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def resources_dir() -> Path:
-    """The `resources/` folder: beside the package in a checkout, inside it in a wheel."""
-    for candidate in (_PACKAGE.parent / "resources", _PACKAGE / "resources"):
+    """The `resources/` folder: inside the package when installed, beside it in a checkout.
+
+    The wheel and the PyInstaller bundle put it at `fewshot_gui/resources`; a checkout (and
+    an editable install of one) keeps it at the top level. The package's own copy is looked
+    at first so that an unrelated top-level `resources/` in site-packages is never taken.
+    """
+    for candidate in (_PACKAGE / "resources", _PACKAGE.parent / "resources"):
         if candidate.is_dir():
             return candidate
     return _PACKAGE.parent / "resources"

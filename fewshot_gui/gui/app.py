@@ -12,11 +12,13 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from fewshot_gui import __version__
-from fewshot_gui.core.paths import resources_dir
+from fewshot_gui.core.paths import cache_dir, resources_dir
 from fewshot_gui.gui.main_window import MainWindow
 
 ORGANIZATION = "fewshot-gui"
 APPLICATION = "FewShot Labeler"
+# The id of packaging/linux/*.desktop: Wayland shows that file's icon, not setWindowIcon's.
+DESKTOP_FILE = "org.fewshotgui.FewShotLabeler"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,11 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName(DESKTOP_FILE)
     app.setStyle("Fusion")  # Fusion follows the system's dark or light colour scheme
     icon = resources_dir() / "icons" / "fewshot-gui.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    window = MainWindow(QSettings(), device=args.device, model=args.model)
+    window = MainWindow(QSettings(), cache_dir=cache_dir(), device=args.device, model=args.model)
     window.show()
 
     def start() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.gui.thumbnails import Shape, ThumbnailCache
 
 Index = QModelIndex | QPersistentModelIndex
 ClassesSnapshot = tuple[tuple[str, tuple[Path, ...]], ...]
@@ -56,8 +56,10 @@ class ClassModel(QAbstractListModel):
             return item.name
         if role == Qt.ItemDataRole.DisplayRole:
             return f"{index.row() + 1 if index.row() < 9 else ' '}  {item.name}\n{_summary(item)}"
-        if role == Qt.ItemDataRole.DecorationRole and item.examples:
-            return self._thumbnails.pixmap(str(item.examples[0]), CLASS_THUMB)
+        if role == Qt.ItemDataRole.DecorationRole:
+            if not item.examples:
+                return self._thumbnails.placeholder(CLASS_THUMB)
+            return self._thumbnails.icon(str(item.examples[0]), CLASS_THUMB, Shape.FILL)
         if role == Qt.ItemDataRole.ToolTipRole:
             return "\n".join([item.name, _summary(item), *_warnings(item)])
         if role == EXAMPLES_ROLE:
@@ -166,7 +168,7 @@ class ExampleModel(QAbstractListModel):
             return None
         path = self._paths[index.row()]
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumbnails.pixmap(str(path), EXAMPLE_THUMB)
+            return self._thumbnails.icon(str(path), EXAMPLE_THUMB)
         if role == Qt.ItemDataRole.ToolTipRole:
             failure = self._thumbnails.failure(str(path))
             return f"{path}\n{failure}" if failure else str(path)

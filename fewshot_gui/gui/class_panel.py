@@ -27,6 +27,7 @@ from fewshot_gui.gui.class_model import (
     ExampleModel,
 )
 from fewshot_gui.gui.edits import SessionEditor
+from fewshot_gui.gui.hint_view import HintListView
 from fewshot_gui.gui.results_model import RESULTS_MIME
 
 
@@ -35,14 +36,19 @@ def local_paths(mime: QMimeData) -> list[Path]:
     return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
 
 
-class _DropList(QListView):
+CLASSES_HINT = (
+    "Drop a few example images of each class here,\nor a folder with one subfolder per class"
+)
+
+
+class _DropList(HintListView):
     """A list that takes file drops and result drops; `dropped(row, mime)`, row -1 for none."""
 
     dropped = Signal(int, QMimeData)
     deletePressed = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, parent: QWidget | None = None, hint: str = "") -> None:
+        super().__init__(parent, hint)
         self.setAcceptDrops(True)
         self.setDropIndicatorShown(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
@@ -82,9 +88,10 @@ class ClassPanel(QWidget):
         self.classes: ClassModel = editor.classes
         self.example_model = examples
 
-        self.class_list = _DropList(self)
+        self.class_list = _DropList(self, CLASSES_HINT)
         self.class_list.setModel(self.classes)
         self.class_list.setIconSize(QSize(CLASS_THUMB, CLASS_THUMB))
+        self.class_list.setSpacing(2)
         self.class_list.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked
             | QAbstractItemView.EditTrigger.EditKeyPressed
@@ -97,6 +104,8 @@ class ClassPanel(QWidget):
         self.example_list.setModel(examples)
         self.example_list.setViewMode(QListView.ViewMode.IconMode)
         self.example_list.setIconSize(QSize(EXAMPLE_THUMB, EXAMPLE_THUMB))
+        self.example_list.setGridSize(QSize(EXAMPLE_THUMB + 8, EXAMPLE_THUMB + 8))
+        self.example_list.setUniformItemSizes(True)
         self.example_list.setResizeMode(QListView.ResizeMode.Adjust)
         self.example_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.example_list.setToolTip("Examples of the selected class; Delete removes the selected")
@@ -131,6 +140,7 @@ class ClassPanel(QWidget):
         self.class_list.selectionModel().currentChanged.connect(self._on_current)
         self.classes.renameRequested.connect(self._on_rename)
         self.classes.modelReset.connect(self._keep_selection)
+        self._on_current(QModelIndex(), QModelIndex())
 
     def current_class(self) -> str:
         index = self.class_list.currentIndex()
@@ -215,6 +225,9 @@ class ClassPanel(QWidget):
         name = self.classes.names()[current.row()] if current.isValid() else ""
         self.example_model.show_class(name)
         self.examples_title.setText(f"Examples of {name}" if name else "Examples")
+        self.example_list.set_hint(
+            f"Drop images here to add examples of {name}" if name else "Select a class"
+        )
 
     def _on_rename(self, row: int, name: str) -> None:
         old = self.classes.names()[row]

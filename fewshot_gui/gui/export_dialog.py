@@ -45,15 +45,17 @@ Index = QModelIndex | QPersistentModelIndex
 class PlanModel(QAbstractTableModel):
     """The planned file operations: source, class, target."""
 
-    HEADERS = ("File", "Class", "Goes to")
+    HEADERS = ("File", "Class", "Goes to, inside the destination")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.plan: list[PlannedOp] = []
+        self.destination: Path | None = None
 
-    def set_plan(self, plan: list[PlannedOp]) -> None:
+    def set_plan(self, plan: list[PlannedOp], destination: Path | None = None) -> None:
+        """`destination`: targets are shown relative to it, which is all that differs per row."""
         self.beginResetModel()
-        self.plan = plan
+        self.plan, self.destination = plan, destination
         self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -72,7 +74,10 @@ class PlanModel(QAbstractTableModel):
         column = index.column()
         if role == Qt.ItemDataRole.ToolTipRole:
             return str(op.source if column == 0 else op.target)
-        return (op.source.name, op.label, str(op.target))[column]
+        target = op.target
+        if self.destination is not None and target.is_relative_to(self.destination):
+            target = target.relative_to(self.destination)
+        return (op.source.name, op.label, str(target))[column]
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = 0) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
@@ -123,7 +128,11 @@ class ExportDialog(QDialog):
         self.plan_model = PlanModel(self)
         self.table = QTableView(self)
         self.table.setModel(self.plan_model)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().hide()
+        self.table.setWordWrap(False)
         self.table.setToolTip("What will happen; nothing is ever overwritten")
         self.status = QLabel(self)
         self.status.setWordWrap(True)
@@ -153,6 +162,7 @@ class ExportDialog(QDialog):
         for signal in (self.destination.textChanged, self.include_unknown.toggled):
             signal.connect(self.refresh_plan)
         self.files_box.toggled.connect(self.refresh_plan)
+        self.mode.currentIndexChanged.connect(self.refresh_plan)  # "copied" or "moved"
         self.job.event.connect(self._on_event)
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)
@@ -184,16 +194,17 @@ class ExportDialog(QDialog):
         if not self.files_box.isChecked() or not self.destination.text().strip():
             self.status.setText(f"{self.results.rowCount()} labeled images")
             return
+        destination = Path(self.destination.text().strip())
         try:
             plan = plan_export(
                 self.results.labeled_items(),
-                Path(self.destination.text().strip()),
+                destination,
                 include_unknown=self.include_unknown.isChecked(),
             )
         except ExportError as error:
             self.status.setText(str(error))
             return
-        self.plan_model.set_plan(plan)
+        self.plan_model.set_plan(plan, destination)
         verb = "copied" if self.mode.currentData() == "copy" else "moved"
         self.status.setText(f"{len(plan)} files will be {verb}; nothing is overwritten")
 

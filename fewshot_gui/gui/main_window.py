@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._worker_options = {"cache_dir": cache_dir, "device": device, "batch_size": batch_size}
         self._label_when_ready = False
+        self._stale_relabel = False
         self._sent_support: dict[str, list[Path]] = {}
         self._ask = ask or _ask_user(self)
 
@@ -207,19 +208,25 @@ class MainWindow(QMainWindow):
         self._sync_support()
 
     def _on_support_ready(self, report: object) -> None:
+        self.show_message(f"Adapted to {len(self.classes.mapping())} classes")
         self.classes.set_report(report)
         self.threshold.set_auto(report.threshold)  # type: ignore[attr-defined]
         self.threshold.set_novelties(self._novelties())
         if self._label_when_ready and self.folder is not None and self.client is not None:
             self._label_when_ready = False
+            # The relabel that follows this report is of the last run's images: not this folder's.
+            self._stale_relabel = True
             self.results.clear()
             self.client.label(self.folder)
 
     def _on_relabeled(self, predictions: list) -> None:
+        if self._stale_relabel:
+            return
         self.results.add(predictions)
         self.threshold.set_novelties(self._novelties())
 
     def _on_label_started(self, total: int) -> None:
+        self._stale_relabel = False
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(0)
         self.show_message(f"Labeling {total} images in {self.folder}")
@@ -242,6 +249,7 @@ class MainWindow(QMainWindow):
         self.threshold.set_novelties(self._novelties())
 
     def _on_busy(self, busy: bool) -> None:
+        self._stale_relabel = self._stale_relabel and busy  # a run that failed to start
         for widget in (self.progress, self.rate, self.cancel_button):
             widget.setVisible(busy)
         self.cancel_action.setEnabled(busy)
@@ -283,8 +291,10 @@ class MainWindow(QMainWindow):
             self._label_when_ready = True
             self.show_message("Will label as soon as the model is ready and classes have examples")
             return
-        self._sync_support()
+        # Set first: with the model already adapted to these classes, the support set is sent
+        # again anyway, and its reply starts the run.
         self._label_when_ready = True
+        self._sync_support()
 
     def cancel(self) -> None:
         if self.client is not None:

@@ -16,6 +16,7 @@ from PySide6.QtCore import (
     Qt,
     QUrl,
 )
+from PySide6.QtGui import QGuiApplication, QPalette
 
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.thumbnails import ThumbnailCache
@@ -59,10 +60,16 @@ class ResultsModel(QAbstractListModel):
             if prediction.error:
                 return "⚠ unreadable"
             if prediction.label == UNKNOWN:
-                return f"{UNKNOWN}\nnovelty {prediction.novelty:.2g}"
+                nearest = f"nearest: {prediction.nearest}" if prediction.nearest else ""
+                return f"{UNKNOWN}\n{nearest}"
             return f"{prediction.label}\n{prediction.confidence:.0%}"
         if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumbnails.pixmap(str(prediction.path), RESULT_THUMB)
+            return self._thumbnails.icon(str(prediction.path), RESULT_THUMB)
+        if role == Qt.ItemDataRole.ForegroundRole and not corrected:
+            if prediction.error or prediction.label == UNKNOWN:
+                # Greyed, so the eye goes to what the model did name.
+                return QGuiApplication.palette().color(QPalette.ColorRole.PlaceholderText)
+            return None
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(prediction, corrected)
         if role == PATH_ROLE:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence, QPixmap, QResizeEvent
+from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListView,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.class_model import ClassModel
+from fewshot_gui.gui.hint_view import HintListView
 from fewshot_gui.gui.results_model import (
     ERROR_FILTER,
     PATH_ROLE,
@@ -33,6 +35,10 @@ from fewshot_gui.gui.results_model import (
 from fewshot_gui.gui.thumbnails import ThumbnailCache
 
 PREVIEW_SIDE = 768
+PREVIEW_HINT = "Select a result to see it large here"
+EMPTY_HINT = (
+    "Drop a folder here to label every image in it,\nor choose File ▸ Open Folder to Label (Ctrl+O)"
+)
 
 
 class Preview(QLabel):
@@ -45,7 +51,8 @@ class Preview(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.setText("Select a result to see it here")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setText(PREVIEW_HINT)
         self.setWordWrap(True)
         thumbnails.ready.connect(self._on_ready)
 
@@ -64,7 +71,7 @@ class Preview(QLabel):
 
     def _update(self) -> None:
         if not self._path:
-            self.setPixmap(QPixmap())
+            self.setText(PREVIEW_HINT)  # setText, not an empty pixmap, which blanks the label
             return
         pixmap = self._thumbnails.pixmap(self._path, PREVIEW_SIDE)
         if pixmap is None:
@@ -106,7 +113,7 @@ class ResultsPanel(QWidget):
         self.least_sure.setToolTip("Review order: the images the model is least sure of come first")
         self.count = QLabel(self)
 
-        self.view = QListView(self)
+        self.view = HintListView(self, EMPTY_HINT)
         self.view.setModel(self.proxy)
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setIconSize(QSize(RESULT_THUMB, RESULT_THUMB))
@@ -154,6 +161,7 @@ class ResultsPanel(QWidget):
         for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset):
             signal.connect(self._update_count)
         self._refresh_filters()
+        self._update_count()
 
     def selected_paths(self) -> list[Path]:
         rows = self.view.selectionModel().selectedIndexes()
@@ -189,7 +197,10 @@ class ResultsPanel(QWidget):
         self._update_count()
 
     def _update_count(self) -> None:
-        self.count.setText(f"{self.proxy.rowCount()} of {self.model.rowCount()}")
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count.setText(f"{shown} of {total}")
+        shown_as = self.filter.currentText()
+        self.view.set_hint(EMPTY_HINT if not total else f"No images in “{shown_as}”")
 
     def _on_current(self, current: object, _previous: object) -> None:
         index = self.view.currentIndex()

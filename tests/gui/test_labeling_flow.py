@@ -193,3 +193,17 @@ def test_the_threshold_moves_images_to_unknown(qtbot, make_window, pattern_class
         window.threshold.slider.setValue(top)
     assert set(labels(window).values()) == {"circle"}
     assert window.results_panel.proxy.rowCount() == 0
+
+
+def test_labeling_again_after_the_model_has_adapted(qtbot, make_window, pattern_class, tmp_path):
+    make_examples(pattern_class, tmp_path)
+    pattern_class(tmp_path / "first", seed=1, count=3, start=50)
+    pattern_class(tmp_path / "second", seed=2, count=5, start=50)
+    window = make_window()
+    with qtbot.waitSignal(window.client.supportReady, timeout=TIMEOUT):
+        with_two_classes(window, pattern_class, tmp_path)
+    # The support set is unchanged, so nothing else would start these runs.
+    label_to_the_end(qtbot, window, tmp_path / "first", 3)
+    label_to_the_end(qtbot, window, tmp_path / "second", 5)
+    window.label_again()  # clears the grid, then fills it again
+    qtbot.waitUntil(lambda: window.results.rowCount() == 5, timeout=TIMEOUT)

@@ -42,13 +42,41 @@ class ProtoNet(FewShotClassifier):
         # Stored as a log so the scale stays positive; unused by the Euclidean metric.
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
         self.prototypes: torch.Tensor | None = None
+        self._support: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def fit_support_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        features = features.flatten(1)
         n_way = check_support_labels(labels, features.shape[0])
-        if self.metric == "cosine":
-            features = F.normalize(features, dim=1)
-        self.prototypes = class_means(features, labels, n_way)
+        self._support = (self._metric_space(features), labels)
+        self.prototypes = class_means(self._support[0], labels, n_way)
+
+    @torch.no_grad()
+    def refine(
+        self, unlabeled: torch.Tensor, clutter_novelty: float | None = None, steps: int = 3
+    ) -> None:
+        """Transductive soft k-means (Ren et al. 2018) over unlabeled features (n, ...).
+
+        Each step moves every prototype to the mean of its support examples and of the
+        unlabeled features weighted by how much they belong to it (softmax of the scores).
+        With `clutter_novelty`, an extra cluster at that novelty soaks up images far from
+        every class, so they pull no prototype. Always starts from the support set alone,
+        so calling it again with other data does not compound.
+        """
+        if self._support is None or self.prototypes is None:
+            raise ConfigError("call fit_support before refining")
+        support, labels = self._support
+        n_way = int(labels.max()) + 1
+        support_sums = torch.zeros_like(self.prototypes).index_add(0, labels, support)
+        support_counts = torch.bincount(labels, minlength=n_way).to(support.dtype)
+        points = self._metric_space(unlabeled)
+        self.prototypes = support_sums / support_counts.unsqueeze(1)
+        for _ in range(steps):
+            scores, _ = self.score_features(unlabeled)
+            if clutter_novelty is not None:
+                clutter = self._score_of_distance(torch.tensor(clutter_novelty))
+                scores = torch.cat([scores, clutter.expand(len(scores), 1)], dim=1)
+            weights = torch.softmax(scores, dim=1)[:, :n_way]
+            totals = support_counts + weights.sum(0)
+            self.prototypes = (support_sums + weights.T @ points) / totals.unsqueeze(1)
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.score_features(features)[0]
@@ -59,15 +87,22 @@ class ProtoNet(FewShotClassifier):
 
     def score_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         distances = self._distances(features)
-        scores = (
-            -distances if self.metric == "euclidean" else self.log_scale.exp() * (1 - distances)
-        )
-        return scores, distances.min(1).values
+        return self._score_of_distance(distances), distances.min(1).values
+
+    def _score_of_distance(self, distances: torch.Tensor) -> torch.Tensor:
+        if self.metric == "euclidean":
+            return -distances
+        return self.log_scale.exp() * (1 - distances)
+
+    def _metric_space(self, features: torch.Tensor) -> torch.Tensor:
+        """Where prototypes are class means: the features, or their unit directions."""
+        features = features.flatten(1)
+        return F.normalize(features, dim=1) if self.metric == "cosine" else features
 
     def _distances(self, features: torch.Tensor) -> torch.Tensor:
         if self.prototypes is None:
             raise ConfigError("call fit_support before scoring queries")
-        features = features.flatten(1)
+        points = self._metric_space(features)
         if self.metric == "euclidean":
-            return squared_euclidean(features, self.prototypes)
-        return 1.0 - F.normalize(features, dim=1) @ F.normalize(self.prototypes, dim=1).T
+            return squared_euclidean(points, self.prototypes)
+        return 1.0 - points @ F.normalize(self.prototypes, dim=1).T

@@ -1,0 +1,250 @@
+"""Labeling speed: our pipeline beside a plain reference and the engine's model-only bound.
+
+Prints, each against its baseline measured in the same run:
+  throughput  images/s labeling a folder with the default photo model, beside a plain
+              reference (PIL open, convert, resize, one batch at a time, torch float32, no
+              overlap) and beside the model-only bound of the engine in use (the same
+              forward pass on ready pixels);
+  relabel     milliseconds for relabel() and set_support() + relabel() over 100,000 cached
+              embeddings, beside scoring them in one piece as the labeler did before;
+  memory      peak RSS labeling 20,000 images (copies of the folder's files), sampled as
+              it goes, in a fresh process.
+
+    python benchmarks/label_speed.py --data ../shared/data/caltech101-dev
+    python benchmarks/label_speed.py --data ../shared/data/caltech101-dev --only throughput
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fewshot_gui.core.checkpoint import DEFAULT_MODEL, LoadedModel, load_model
+from fewshot_gui.core.devices import describe_machine
+from fewshot_gui.core.images import iter_image_files
+from fewshot_gui.core.jobs import drive
+from fewshot_gui.core.labeling import Labeler, SupportSet, _Embedded
+from fewshot_gui.core.paths import cache_dir
+from fewshot_gui.core.transforms import pixels_for, to_tensor
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def support_set(root: Path, classes: int = 5, shots: int = 5) -> SupportSet:
+    folders = sorted(p for p in root.iterdir() if p.is_dir())[:classes]
+    return SupportSet.from_mapping({f.name: sorted(iter_image_files(f))[:shots] for f in folders})
+
+
+def labeler_without_embedding_cache(
+    loaded: LoadedModel, scratch: Path, engine: str, batch_size: int
+) -> Labeler:
+    """A Labeler whose embedding cache starts empty but whose engine export is the user's."""
+    engines = cache_dir() / "engines"
+    engines.mkdir(parents=True, exist_ok=True)
+    (scratch / "engines").symlink_to(engines)
+    return Labeler(loaded, device="cpu", cache_dir=scratch, engine=engine, batch_size=batch_size)
+
+
+@torch.no_grad()
+def reference_rate(loaded: LoadedModel, paths: list[Path], batch_size: int) -> float:
+    """PIL open, convert, resize; torch float32; one batch at a time, nothing overlapped."""
+    spec, model = loaded.spec, loaded.model.cpu().eval()
+    started = time.perf_counter()
+    for start in range(0, len(paths), batch_size):
+        pixels = []
+        for path in paths[start : start + batch_size]:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB").resize((spec.input_size, spec.input_size))
+            pixels.append(np.asarray(rgb))
+        model.embed(to_tensor(np.stack(pixels), spec))
+    return len(paths) / (time.perf_counter() - started)
+
+
+def bound_rate(labeler: Labeler, paths: list[Path], batch_size: int) -> float:
+    """The engine alone on decoded pixels: what labeling could reach with free decoding."""
+    pixels = np.stack([pixels_for(p, labeler.spec) for p in paths])
+    labeler.engine.embed(pixels[:batch_size])
+    started = time.perf_counter()
+    for start in range(0, len(pixels), batch_size):
+        labeler.engine.embed(pixels[start : start + batch_size])
+    return len(pixels) / (time.perf_counter() - started)
+
+
+def throughput(args: argparse.Namespace) -> None:
+    loaded = load_model(args.model)
+    paths = list(iter_image_files(args.data))
+    if args.images:
+        paths = random.Random(0).sample(paths, min(args.images, len(paths)))
+    sample = random.Random(1).sample(paths, min(args.reference_images, len(paths)))
+    with tempfile.TemporaryDirectory() as scratch:
+        labeler = labeler_without_embedding_cache(
+            loaded, Path(scratch), args.engine, args.batch_size
+        )
+        print(f"engine {labeler.engine_name}: {labeler.engine_reason}")
+        drive(labeler.set_support(support_set(args.data)))
+        print(f"load before: {load()}")
+        reference = reference_rate(loaded, sample, args.batch_size)
+        bound_before = bound_rate(labeler, sample, args.batch_size)
+        summary = drive(labeler.label(paths))
+        ours = summary.total / summary.seconds
+        bound_after = bound_rate(labeler, sample, args.batch_size)
+        print(f"load after:  {load()}")
+    bound = max(bound_before, bound_after)
+    print(
+        f"labeling {summary.total} images ({summary.errors} unreadable): ours {ours:6.1f} img/s"
+        f" | reference {reference:5.1f} img/s ({len(sample)} images), x{ours / reference:.1f}"
+        f" | {labeler.engine_name} model-only bound {bound_before:.1f} before,"
+        f" {bound_after:.1f} after: {100 * ours / bound:.0f}% of it"
+    )
+
+
+def relabel(args: argparse.Namespace) -> None:
+    loaded = load_model(args.model)
+    labeler = Labeler(loaded, device="cpu", engine="torch")
+    drive(labeler.set_support(support_set(args.data, classes=5)))
+    rng = np.random.default_rng(0)
+    dim = loaded.spec.feature_dim
+    count = args.relabel_rows
+    for start in range(0, count, 10_000):
+        n = min(10_000, count - start)
+        vectors = rng.standard_normal((n, dim), dtype=np.float32)
+        paths = [Path(f"/synthetic/{start + i:06d}.jpg") for i in range(n)]
+        labeler._store(_Embedded(paths, list(vectors), [""] * n))
+    labeler.relabel()
+
+    def best_ms(job, repeats: int = 7) -> float:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            job()
+            times.append(time.perf_counter() - started)
+        return 1000 * min(times)
+
+    @torch.no_grad()
+    def one_piece() -> tuple[np.ndarray, np.ndarray]:
+        features = labeler._feature_matrix()[torch.tensor(list(range(count)))]
+        scores, _ = labeler.model.score_features(features)
+        top = torch.softmax(scores.float(), dim=1).topk(2, dim=1)
+        return top.indices[:, 0].numpy(), top.values[:, 0].numpy()
+
+    labels = labeler.relabel()
+    indices, values = one_piece()
+    same = int((labels.nearest == indices).sum())
+    differ = float(np.abs(labels.confidence - values).max())
+    print(f"load before: {load()}")
+    relabel_ms = best_ms(labeler.relabel)
+    reference_ms = best_ms(one_piece)
+    changed = support_set(args.data, classes=6)
+    both_ms = best_ms(lambda: (drive(labeler.set_support(changed)), labeler.relabel()))
+    print(f"load after:  {load()}")
+    print(
+        f"relabel {count} cached embeddings: relabel() {relabel_ms:.1f} ms, set_support + "
+        f"relabel {both_ms:.1f} ms | one-piece scoring as before {reference_ms:.1f} ms "
+        f"(best of 7) | same nearest class {same}/{count}, max confidence difference "
+        f"{differ:.1e}"
+    )
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Label `--memory-images` copies of the folder's images in a child process."""
+    with tempfile.TemporaryDirectory(dir=args.scratch) as scratch:
+        folder = Path(scratch) / "images"
+        sources = list(iter_image_files(args.data))
+        for i in range(args.memory_images):
+            source = sources[i % len(sources)]
+            target = folder / f"copy{i // len(sources)}" / source.parent.name / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        command = [sys.executable, __file__, "--data", str(args.data), "--model", args.model]
+        command += ["--engine", args.engine, "--memory-child", str(folder)]
+        subprocess.run(command, check=True)
+
+
+def memory_child(args: argparse.Namespace) -> None:
+    loaded = load_model(args.model)
+    paths = list(iter_image_files(args.memory_child))
+    with tempfile.TemporaryDirectory() as scratch:
+        labeler = labeler_without_embedding_cache(
+            loaded, Path(scratch), args.engine, args.batch_size
+        )
+        drive(labeler.set_support(support_set(args.data)))
+        samples: list[tuple[int, float]] = []
+        done = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                samples.append((done[0], rss_mb()))
+
+        before = rss_mb()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        print(f"load before: {load()}")
+        summary = drive(labeler.label(paths), lambda e: done.__setitem__(0, e.done))
+        stop.set()
+        sampler.join()
+        print(f"load after:  {load()}")
+    marks = [samples[int(f * (len(samples) - 1))] for f in (0.1, 0.25, 0.5, 0.75, 1.0)]
+    growth = ", ".join(f"{n} images {mb:.0f} MB" for n, mb in marks)
+    per_image = (marks[-1][1] - marks[0][1]) / max(1, marks[-1][0] - marks[0][0]) * 1024
+    print(
+        f"memory labeling {summary.total} images at {summary.total / summary.seconds:.0f} "
+        f"img/s: RSS {before:.0f} MB after loading, peak {peak_rss_mb():.0f} MB | {growth} "
+        f"| growth {per_image:.1f} KB per image (the kept embeddings)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--engine", default="auto")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--images", type=int, default=0, help="label only N (default all)")
+    parser.add_argument("--reference-images", type=int, default=320)
+    parser.add_argument("--relabel-rows", type=int, default=100_000)
+    parser.add_argument("--memory-images", type=int, default=20_000)
+    parser.add_argument("--scratch", type=Path, default=None, help="where to copy images")
+    parser.add_argument("--only", choices=("throughput", "relabel", "memory"))
+    parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args)
+        return
+    print(f"{describe_machine()}, {torch.get_num_threads()} threads")
+    print(f"{datetime.now(UTC).isoformat(timespec='seconds')}, load {load()}")
+    for part, run in (("throughput", throughput), ("relabel", relabel), ("memory", memory)):
+        if args.only in (None, part):
+            run(args)
+
+
+if __name__ == "__main__":
+    main()

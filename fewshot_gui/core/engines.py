@@ -1,0 +1,394 @@
+"""Engines that run a model's frozen encoder on uint8 pixels, and the measured choice of one."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import write_json_atomic
+from .backbones import BackboneSpec
+from .checkpoint import LoadedModel
+from .devices import describe_machine, pick_device
+from .errors import ConfigError
+from .transforms import to_tensor
+
+ENGINE_CHOICES = (
+    "auto",
+    "torch",
+    "torch-bf16",
+    "torch-fp16",
+    "onnxruntime",
+    "openvino",
+    "openvino-bf16",
+)
+FLOAT32 = "float32"
+EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
+# A torch encoder this fast is not the bottleneck (decoding is), so auto exports nothing.
+FAST_ENOUGH = 2000.0  # images per second
+# Reduced-precision engines auto may pick, per backbone, where `fewshot eval` showed their
+# accuracy cost negligible (docs/benchmarks.md); elsewhere they run only when asked for.
+AUTO_REDUCED: dict[str, frozenset[str]] = {"lite0": frozenset({"torch-bf16", "openvino-bf16"})}
+
+
+class Engine(Protocol):
+    """Runs the encoder: uint8 pixels (B, H, W, C) -> float32 features (B, ...).
+
+    `numerics` is "float32" for engines whose features equal torch float32's up to rounding
+    (their cached embeddings are interchangeable), else the engine's own name.
+    """
+
+    name: str
+    numerics: str
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: Engine
+    reason: str  # one line for people: which engine and why
+
+
+class TorchEngine:
+    """The encoder in torch: float32, or autocast to bfloat16/float16 (channels-last on CPU)."""
+
+    def __init__(
+        self, encoder: nn.Module, spec: BackboneSpec, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        self.spec, self.device, self.dtype = spec, device, dtype
+        # Channels-last suits oneDNN's bf16 kernels; a copy leaves the caller's model as it was.
+        self.channels_last = dtype != torch.float32 and device.type == "cpu"
+        if self.channels_last:
+            encoder = copy.deepcopy(encoder).to(memory_format=torch.channels_last)
+        self.encoder = encoder.to(device).eval()
+        precision = str(dtype).removeprefix("torch.")
+        layout = " channels-last" if self.channels_last else ""
+        self.name = f"torch {precision}{layout}"
+        self.numerics = FLOAT32 if dtype == torch.float32 else self.name
+
+    @torch.no_grad()
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        batch = torch.from_numpy(pixels)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        else:
+            batch = batch.to(self.device)
+        inputs = to_tensor(batch, self.spec)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        reduced = self.dtype != torch.float32
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=reduced):
+            features = self.encoder(inputs)
+        return features.float().cpu().numpy()
+
+
+class OnnxRuntimeEngine:
+    """The exported encoder in ONNX Runtime on the CPU, float32.
+
+    A batch is split into one part per thread, each run single-threaded at the same time:
+    one join per batch instead of one per layer, which also shares the cores better with
+    the threads decoding the next batch.
+    """
+
+    numerics = FLOAT32
+
+    def __init__(self, model_file: Path, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._input = self._session.get_inputs()[0].name
+        self._streams = max(1, threads)
+        self._pool = ThreadPoolExecutor(self._streams, thread_name_prefix="onnxruntime")
+        self.name = f"onnxruntime {FLOAT32}"
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        parts = np.array_split(pixels, min(self._streams, len(pixels)))
+        return np.concatenate(list(self._pool.map(self._run, parts)))
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]
+
+
+class OpenVinoEngine:
+    """The exported encoder in OpenVINO on the CPU, float32 or bfloat16; like
+    `OnnxRuntimeEngine`, one stream per thread, each with its share of the batch."""
+
+    def __init__(self, model_file: Path, threads: int, bfloat16: bool) -> None:
+        import openvino
+
+        streams = max(1, threads)
+        compiled = openvino.Core().compile_model(
+            str(model_file),
+            "CPU",
+            {
+                "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32",
+                "INFERENCE_NUM_THREADS": streams,
+                "NUM_STREAMS": streams,
+            },
+        )
+        self._requests = [compiled.create_infer_request() for _ in range(streams)]
+        self.name = f"openvino {'bfloat16' if bfloat16 else FLOAT32}"
+        self.numerics = self.name if bfloat16 else FLOAT32
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        parts = np.array_split(pixels, min(len(self._requests), len(pixels)))
+        requests = self._requests[: len(parts)]
+        for request, part in zip(requests, parts, strict=True):
+            request.start_async({0: np.ascontiguousarray(part)})
+        for request in requests:
+            request.wait()
+        return np.concatenate([request.get_output_tensor(0).data.copy() for request in requests])
+
+
+class PixelEncoder(nn.Module):
+    """uint8 pixels (N, H, W, C) -> features (N, ...): the spec's normalization, then the
+    encoder, so an exported graph needs nothing but the decoded image."""
+
+    def __init__(self, encoder: nn.Module, spec: BackboneSpec) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.invert = spec.invert
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # The same operations, in the same order, as transforms.to_tensor.
+        batch = pixels.permute(0, 3, 1, 2).float() / 255.0
+        if self.invert:
+            batch = 1.0 - batch
+        return self.encoder((batch - self.mean) / self.std)
+
+
+def encoder_digest(loaded: LoadedModel) -> str:
+    """A hash of everything the encoder computes with: its tensors and the input spec."""
+    digest = hashlib.sha256()
+    spec = loaded.spec
+    fields = [spec.name, spec.input_size, spec.channels, spec.mean, spec.std, spec.invert]
+    digest.update(json.dumps([EXPORT_FORMAT, fields, type(loaded.model.encoder).__name__]).encode())
+    for name, tensor in loaded.model.encoder.state_dict().items():
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()[:20]
+
+
+def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
+    """The encoder as ONNX taking uint8 (N, H, W, C), any N; exported once, then reused.
+
+    The file is named by `encoder_digest`, so a retrained model gets a new export.
+    """
+    path = directory / f"encoder-{loaded.spec.name}-{encoder_digest(loaded)}.onnx"
+    if path.is_file():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = loaded.spec
+    module = PixelEncoder(copy.deepcopy(loaded.model.encoder).cpu().float(), spec).eval()
+    # A batch of two, since an exporter takes a size-1 dimension for a constant.
+    example = torch.zeros((2, spec.input_size, spec.input_size, spec.channels), dtype=torch.uint8)
+    chatter = io.StringIO()
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(chatter),
+        contextlib.redirect_stderr(chatter),
+    ):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module,
+            (example,),
+            dynamo=True,
+            dynamic_shapes=({0: torch.export.Dim.DYNAMIC},),
+            input_names=["pixels"],
+            output_names=["features"],
+            verbose=False,
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    program.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    key: str
+    build: Callable[[], Engine]
+    exact: bool  # float32 numerics
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _candidates(loaded: LoadedModel, device: torch.device, export_dir: Path) -> list[_Candidate]:
+    """Every engine this device can run the model on, fastest-to-set-up first."""
+    encoder, spec = loaded.model.encoder, loaded.spec
+    threads = torch.get_num_threads()
+
+    def torch_engine(dtype: torch.dtype) -> Callable[[], Engine]:
+        return lambda: TorchEngine(encoder, spec, device, dtype)
+
+    found = [
+        _Candidate("torch", torch_engine(torch.float32), True),
+        _Candidate("torch-bf16", torch_engine(torch.bfloat16), False),
+    ]
+    if device.type == "cuda":
+        found.append(_Candidate("torch-fp16", torch_engine(torch.float16), False))
+    if device.type == "cpu" and _has("onnxruntime"):
+        found.append(
+            _Candidate(
+                "onnxruntime",
+                lambda: OnnxRuntimeEngine(export_onnx(loaded, export_dir), threads),
+                True,
+            )
+        )
+    if device.type == "cpu" and _has("openvino"):
+        for key, bfloat16 in (("openvino", False), ("openvino-bf16", True)):
+            found.append(
+                _Candidate(
+                    key,
+                    lambda b=bfloat16: OpenVinoEngine(export_onnx(loaded, export_dir), threads, b),
+                    not bfloat16,
+                )
+            )
+    return found
+
+
+def measure(engine: Engine, pixels: np.ndarray, seconds: float = 0.5) -> float:
+    """Images per second of `engine` on `pixels` (B, H, W, C) after one warm-up batch."""
+    engine.embed(pixels)
+    runs, started = 0, time.perf_counter()
+    while runs < 2 or time.perf_counter() - started < seconds:
+        engine.embed(pixels)
+        runs += 1
+    return runs * len(pixels) / (time.perf_counter() - started)
+
+
+_TEMP_EXPORTS: tempfile.TemporaryDirectory[str] | None = None
+_DECISIONS: dict[str, dict[str, object]] = {}  # this process's choices when nothing is on disk
+
+
+def _export_dir(cache_dir: Path | None) -> Path:
+    """Exports live in `cache_dir`, or without one in a folder removed when the process ends."""
+    global _TEMP_EXPORTS
+    if cache_dir is not None:
+        return cache_dir
+    if _TEMP_EXPORTS is None:
+        _TEMP_EXPORTS = tempfile.TemporaryDirectory(prefix="fewshot-engines-")
+    return Path(_TEMP_EXPORTS.name)
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("onnxruntime", "openvino"):
+        with contextlib.suppress(PackageNotFoundError):
+            found.append(f"{package} {version(package)}")
+    return ", ".join(found)
+
+
+def choose_engine(
+    loaded: LoadedModel,
+    device: torch.device | str = "auto",
+    requested: str = "auto",
+    *,
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+) -> EngineChoice:
+    """The engine to embed with on `device`, and why.
+
+    A named `requested` engine is built as asked (a `ConfigError` if this device cannot run
+    it). `auto` times every float32 engine (and the backbone's ones in AUTO_REDUCED)
+    on a synthetic batch the first time a model meets a device and keeps the decision in
+    `cache_dir/choices.json`, beside the exported ONNX files; without a `cache_dir` both
+    last as long as the process.
+    """
+    if requested not in ENGINE_CHOICES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {requested!r}")
+    if isinstance(device, str):
+        device = pick_device(device)[0]
+    candidates = {c.key: c for c in _candidates(loaded, device, _export_dir(cache_dir))}
+    if requested != "auto":
+        if requested not in candidates:
+            raise ConfigError(
+                f"engine {requested} cannot run on {device.type} here; "
+                f"choose one of: auto, {', '.join(candidates)}"
+            )
+        engine = candidates[requested].build()
+        return EngineChoice(engine, f"{engine.name}, as requested")
+
+    reduced = AUTO_REDUCED.get(loaded.spec.name, frozenset())
+    allowed = [c for c in candidates.values() if c.exact or c.key in reduced]
+    setting = f"{device}, {torch.get_num_threads()} threads, batch {batch_size}"
+    among = ", ".join(c.key for c in allowed)
+    key = " | ".join([encoder_digest(loaded), setting, among, describe_machine(), _versions()])
+    decisions_file = None if cache_dir is None else cache_dir / "choices.json"
+    decisions = _read_decisions(decisions_file)
+    decision = decisions.get(key)
+    built: dict[str, Engine] = {}
+    if decision is None or decision.get("engine") not in candidates:
+        decision = _decide(loaded, allowed, batch_size, built)
+        decisions[key] = decision
+        if decisions_file is not None:
+            decisions_file.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(decisions_file, decisions)
+        verb = "measured"
+    else:
+        verb = f"measured {decision['date']}"
+    rates = decision["rates"]
+    assert isinstance(rates, dict)
+    figures = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
+    chosen = str(decision["engine"])
+    engine = built[chosen] if chosen in built else candidates[chosen].build()
+    return EngineChoice(engine, f"{engine.name}, the fastest {verb} ({figures} images/s)")
+
+
+def _read_decisions(path: Path | None) -> dict[str, dict[str, object]]:
+    if path is None:
+        return _DECISIONS
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _decide(
+    loaded: LoadedModel, allowed: list[_Candidate], batch_size: int, built: dict[str, Engine]
+) -> dict[str, object]:
+    """Time each allowed engine on one synthetic batch, torch first; keeps them in `built`."""
+    spec = loaded.spec
+    shape = (batch_size, spec.input_size, spec.input_size, spec.channels)
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    rates: dict[str, float] = {}
+    for candidate in allowed:
+        built[candidate.key] = candidate.build()
+        rates[candidate.key] = measure(built[candidate.key], pixels)
+        if candidate.key == "torch" and rates["torch"] >= FAST_ENOUGH:
+            break  # already faster than images decode: no export would pay
+    return {
+        "engine": max(rates, key=rates.__getitem__),
+        "rates": {name: round(rate, 1) for name, rate in rates.items()},
+        "date": datetime.now(UTC).date().isoformat(),
+    }

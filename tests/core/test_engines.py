@@ -1,0 +1,123 @@
+"""Engines: ONNX Runtime matches torch, exports are cached, and the choice obeys requests."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fewshot_gui.core import engines
+from fewshot_gui.core.checkpoint import LoadedModel, load_model
+from fewshot_gui.core.engines import (
+    OnnxRuntimeEngine,
+    TorchEngine,
+    choose_engine,
+    export_onnx,
+)
+from fewshot_gui.core.errors import ConfigError
+from fewshot_gui.core.jobs import drive
+from fewshot_gui.core.labeling import Labeler, SupportSet
+from tests.conftest import LabelingTask
+
+
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One export folder for the session: exporting even a tiny model takes seconds."""
+    return tmp_path_factory.mktemp("engines")
+
+
+@pytest.fixture
+def glyph_loaded(glyph_model: Path) -> LoadedModel:
+    return load_model(glyph_model)
+
+
+def random_pixels(loaded: LoadedModel, n: int = 7) -> np.ndarray:
+    spec = loaded.spec
+    shape = (n, spec.input_size, spec.input_size, spec.channels)
+    return np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_onnxruntime_equals_torch_float32(glyph_loaded: LoadedModel, engine_cache: Path) -> None:
+    pixels = random_pixels(glyph_loaded)
+    expected = TorchEngine(
+        glyph_loaded.model.encoder, glyph_loaded.spec, torch.device("cpu"), torch.float32
+    ).embed(pixels)
+    engine = OnnxRuntimeEngine(export_onnx(glyph_loaded, engine_cache), threads=2)
+    for batch in (pixels, pixels[:1]):  # any batch size, even one
+        found = engine.embed(batch)
+        assert found.dtype == np.float32 and found.shape == (len(batch), expected.shape[1])
+        np.testing.assert_allclose(found, expected[: len(batch)], rtol=1e-5, atol=1e-5)
+
+
+def test_the_export_is_cached_and_reused(
+    glyph_loaded: LoadedModel, engine_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = export_onnx(glyph_loaded, engine_cache)
+    stamp = first.stat().st_mtime_ns
+
+    def no_second_export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_second_export)
+    assert export_onnx(glyph_loaded, engine_cache) == first
+    assert first.stat().st_mtime_ns == stamp
+    choice = choose_engine(glyph_loaded, "cpu", "onnxruntime", cache_dir=engine_cache)
+    assert choice.engine.name == "onnxruntime float32"
+
+
+def test_a_changed_model_gets_its_own_export(glyph_loaded: LoadedModel, engine_cache: Path) -> None:
+    before = export_onnx(glyph_loaded, engine_cache)
+    with torch.no_grad():
+        next(glyph_loaded.model.encoder.parameters()).add_(1.0)
+    assert engines.encoder_digest(glyph_loaded) not in before.name
+
+
+def test_choose_engine_honours_the_request(glyph_loaded: LoadedModel, engine_cache: Path) -> None:
+    assert choose_engine(glyph_loaded, "cpu", "torch").engine.name == "torch float32"
+    bf16 = choose_engine(glyph_loaded, "cpu", "torch-bf16").engine
+    assert bf16.name == "torch bfloat16 channels-last" and bf16.numerics != "float32"
+    with pytest.raises(ConfigError, match="cannot run on cpu"):
+        choose_engine(glyph_loaded, "cpu", "torch-fp16")
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        choose_engine(glyph_loaded, "cpu", "fastest")
+
+
+def test_auto_measures_once_and_keeps_the_decision(
+    glyph_loaded: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+    decide = engines._decide
+
+    def counting(
+        loaded: LoadedModel, allowed: list, batch_size: int, built: dict
+    ) -> dict[str, object]:
+        calls.append([c.key for c in allowed])
+        return decide(loaded, allowed, batch_size, built)
+
+    monkeypatch.setattr(engines, "_decide", counting)
+    first = choose_engine(glyph_loaded, "cpu", cache_dir=tmp_path)
+    second = choose_engine(glyph_loaded, "cpu", cache_dir=tmp_path)
+    assert len(calls) == 1 and "torch-bf16" not in calls[0]  # reduced precision: never auto
+    assert first.engine.name == second.engine.name
+    assert "measured" in first.reason and "images/s" in first.reason
+    decisions = json.loads((tmp_path / "choices.json").read_text())
+    assert [d["engine"] for d in decisions.values()] == [first.engine.name.split()[0]]
+
+
+def test_labels_through_onnxruntime_equal_labels_through_torch(
+    glyph_model: Path, labeling_task: LabelingTask, engine_cache: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "engines").symlink_to(engine_cache)
+    support = SupportSet.from_mapping(labeling_task.support)
+    paths = sorted(labeling_task.truth)
+    found = {}
+    for engine in ("torch", "onnxruntime"):
+        labeler = Labeler(load_model(glyph_model), cache_dir=tmp_path, engine=engine)
+        assert labeler.engine_name.startswith(engine)
+        drive(labeler.set_support(support))
+        drive(labeler.label(paths))
+        found[engine] = [(p.label, round(p.confidence, 4)) for p in labeler.relabel()]
+        # float32 engines share one embedding cache: the second one reads, not embeds.
+        assert labeler.images_embedded == (len(paths) + 12 if engine == "torch" else 0)
+    assert found["onnxruntime"] == found["torch"]
