@@ -109,14 +109,20 @@ class StallMeter:
         from PySide6.QtCore import Qt, QTimer
 
         self.gaps: list[float] = []
-        self._last = 0.0
+        # Of each gap, the ms the GUI thread ran on a CPU, and the ms it was ready to run but
+        # waited for one (Linux schedstat): the rest it was blocked, e.g. on the GIL.
+        self.ran: list[float] = []
+        self.queued: list[float] = []
+        self._last = self._last_ran = self._last_queued = 0.0
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
 
     def start(self) -> None:
-        self.gaps, self._last = [], time.perf_counter()
+        self.gaps, self.ran, self.queued = [], [], []
+        self._last = time.perf_counter()
+        self._last_ran, self._last_queued = _schedstat()
         self._timer.start()
 
     def stop(self) -> None:
@@ -124,15 +130,31 @@ class StallMeter:
         self._tick()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, (ran, queued) = time.perf_counter(), _schedstat()
         self.gaps.append((now - self._last) * 1000)
-        self._last = now
+        self.ran.append(ran - self._last_ran)
+        self.queued.append(queued - self._last_queued)
+        self._last, self._last_ran, self._last_queued = now, ran, queued
 
     def summary(self) -> str:
         gaps = sorted(self.gaps)
         p99 = gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))]
         over = sum(g > STALL_TARGET_MS for g in gaps)
-        return f"longest {gaps[-1]:7.0f} ms   p99 {p99:5.0f} ms   >{STALL_TARGET_MS} ms: {over:4d}"
+        worst = max(range(len(self.gaps)), key=self.gaps.__getitem__)
+        return (
+            f"longest {gaps[-1]:4.0f} ms (ran {self.ran[worst]:3.0f}, waited for a CPU "
+            f"{self.queued[worst]:3.0f})   p99 {p99:4.0f} ms   >{STALL_TARGET_MS} ms: {over:3d}"
+        )
+
+
+def _schedstat() -> tuple[float, float]:
+    """ms this thread has run on a CPU, and ms it has waited ready to run; Linux only."""
+    try:
+        with open("/proc/thread-self/schedstat") as stats:
+            ran, waited, _slices = stats.read().split()
+    except OSError:
+        return time.thread_time() * 1000, 0.0
+    return int(ran) / 1e6, int(waited) / 1e6
 
 
 def spin_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -28,6 +28,8 @@ from fewshot_gui.core.paths import resources_dir
 from fewshot_gui.gui.class_model import REPORT_ROLE
 from fewshot_gui.gui.main_window import MainWindow
 
+MAX_BYTES = 300_000
+
 
 def spin(ms: int) -> None:
     # An event loop, not QTest.qWait: qWait keeps the GIL and starves the worker thread.
@@ -56,11 +58,23 @@ def shoot(widget: QWidget, out: Path, name: str) -> Path:
     target = out / f"{name}.png"
     crop = f"{frame.width()}x{frame.height()}+{frame.x()}+{frame.y()}"
     subprocess.run(["import", "-window", "root", "-crop", crop, "+repage", str(target)], check=True)
-    # Lossless but small: 8-bit palette where the picture allows, highest zlib level.
     subprocess.run(
         ["convert", str(target), "-strip", "-define", "png:compression-level=9", str(target)],
         check=True,
     )
+    if target.stat().st_size > MAX_BYTES:  # photos in the grid: a dithered 256-colour palette
+        subprocess.run(
+            [
+                "convert",
+                str(target),
+                "-dither",
+                "FloydSteinberg",
+                "-colors",
+                "256",
+                f"PNG8:{target}",
+            ],
+            check=True,
+        )
     print(f"{target}  {target.stat().st_size // 1024} KB", flush=True)
     return target
 
@@ -114,6 +128,7 @@ def main() -> int:
     view.setCurrentIndex(window.results_panel.proxy.index(0, 0))
     shoot(window, args.out, f"04-review{suffix}")
     if dark:
+        window.close()
         return 0
 
     wrong = _a_wrong_prediction(window)

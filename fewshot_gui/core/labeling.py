@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -37,6 +38,18 @@ __all__ = [
     "SupportReport",
     "SupportSet",
 ]
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Torch on one thread for scoring, which is small or memory-bound: a pool's wake-ups
+    and spinning would only take the cores from the engine and the decoders."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -392,14 +405,15 @@ class Labeler:
             index = None if everything else torch.tensor(list(rows), device=self.device)
             k = min(2, len(self._class_names))
             values, indices = np.zeros((n, k), np.float32), np.zeros((n, k), np.int64)
-            for start in range(0, n, PREDICT_CHUNK):
-                stop = min(start + PREDICT_CHUNK, n)
-                part = matrix[start:stop] if index is None else matrix[index[start:stop]]
-                scores, far = self.model.score_features(part)
-                top = torch.softmax(scores.float(), dim=1).topk(k, dim=1)
-                values[start:stop] = top.values.cpu().numpy()
-                indices[start:stop] = top.indices.cpu().numpy()
-                novelty[start:stop] = far.float().cpu().numpy()
+            with _one_thread() if self.device.type == "cpu" else contextlib.nullcontext():
+                for start in range(0, n, PREDICT_CHUNK):
+                    stop = min(start + PREDICT_CHUNK, n)
+                    part = matrix[start:stop] if index is None else matrix[index[start:stop]]
+                    scores, far = self.model.score_features(part)
+                    top = torch.softmax(scores.float(), dim=1).topk(k, dim=1)
+                    values[start:stop] = top.values.cpu().numpy()
+                    indices[start:stop] = top.indices.cpu().numpy()
+                    novelty[start:stop] = far.float().cpu().numpy()
             ok = np.fromiter((not e for e in errors), bool, n)
             nearest = indices[:, 0]
             label = np.where(ok, nearest, ERROR_INDEX)

@@ -60,7 +60,8 @@ class ResultsModel(QAbstractListModel):
             if prediction.error:
                 return "⚠ unreadable"
             if prediction.label == UNKNOWN:
-                nearest = f"nearest: {prediction.nearest}" if prediction.nearest else ""
+                # The closest class as a guess: "nearest: …" would not fit under a thumbnail.
+                nearest = f"{prediction.nearest}?" if prediction.nearest else ""
                 return f"{UNKNOWN}\n{nearest}"
             return f"{prediction.label}\n{prediction.confidence:.0%}"
         if role == Qt.ItemDataRole.DecorationRole:
@@ -156,6 +157,8 @@ def _tooltip(prediction: Any, corrected: str | None) -> str:
     if corrected:
         lines.append(f"labeled by you as {corrected}")
     lines.append(f"predicted {prediction.label} ({prediction.confidence:.1%})")
+    if prediction.label == UNKNOWN and prediction.nearest:
+        lines.append(f"nearest class {prediction.nearest}")
     if prediction.runner_up:
         lines.append(f"runner-up {prediction.runner_up} ({prediction.runner_up_confidence:.1%})")
     lines.append(f"novelty {prediction.novelty:.3g}")
