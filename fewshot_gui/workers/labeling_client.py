@@ -61,6 +61,7 @@ class LabelingClient(QObject):
         self._worker = LabelingWorker(cache_dir, device, batch_size)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.shutdown)
+        self._thread.started.connect(self._worker.yield_to_gui)
         self._wire()
         self._thread.start()
 

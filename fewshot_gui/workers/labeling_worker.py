@@ -6,6 +6,10 @@ thread, never at import time of this module.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken
 
+WORKER_NICE = 10
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 KINDS = ("model", "support", "label", "relabel")
@@ -79,6 +84,18 @@ class LabelingWorker(QObject):
         self._labeler: Any = None
         self._job: _LabelJob | None = None
         self._timer: QTimer | None = None
+
+    @Slot()
+    def yield_to_gui(self) -> None:
+        """Run this thread, and the decode and inference threads it starts, at a lower priority.
+
+        Linux gives each thread its own nice value and new threads inherit it, so the GUI
+        thread wins a contended core and stays responsive; elsewhere this does nothing.
+        """
+        self.native_id = threading.get_native_id()
+        if sys.platform.startswith("linux"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self.native_id, WORKER_NICE)
 
     @Slot()
     def list_models(self) -> None:

@@ -154,3 +154,10 @@ sys.exit(3 if "torch" in sys.modules else 0)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_DATA_HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], check=False, env=env, timeout=60)
     assert result.returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_worker_thread_yields_the_cpu_to_the_gui(qtbot, client):
+    qtbot.waitUntil(lambda: hasattr(client._worker, "native_id"), timeout=5_000)
+    assert os.getpriority(os.PRIO_PROCESS, client._worker.native_id) >= 10
+    assert os.getpriority(os.PRIO_PROCESS, 0) < 10  # the GUI thread keeps its priority
