@@ -42,8 +42,8 @@ __all__ = [
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Torch on one thread for scoring, which is small or memory-bound: a pool's wake-ups
-    and spinning would only take the cores from the engine and the decoders."""
+    """Torch on one thread to score a streamed batch: for so little work a thread pool's
+    wake-ups and spinning would only take the cores from the engine and the decoders."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -80,7 +80,7 @@ class Prediction:
 REFINE_SAMPLE = 8192
 UNKNOWN_INDEX = -1
 ERROR_INDEX = -2
-PREDICT_CHUNK = 2048  # rows scored at once: their features stay in the processor's cache
+PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
 
 
 @dataclass(frozen=True)
@@ -168,6 +168,8 @@ class Labeler:
 
     Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
     set or threshold re-labels everything embedded so far without reading a file again.
+    The encoder runs on `engine` (see `engines.choose_engine`: `auto` takes the fastest
+    measured); the rest of the model stays in torch on `device`.
     """
 
     def __init__(
@@ -390,7 +392,7 @@ class Labeler:
         """Score stored rows chunk by chunk; thresholds and names are applied column-wise.
 
         Chunks keep each one's features in the processor's cache between the method's
-        steps, which makes re-labeling 100,000 files take tens of milliseconds.
+        steps, which keeps re-labeling 100,000 files to about one pass over their features.
         """
         n = len(rows)
         everything = isinstance(rows, range) and rows == range(len(self._paths))
@@ -405,7 +407,8 @@ class Labeler:
             index = None if everything else torch.tensor(list(rows), device=self.device)
             k = min(2, len(self._class_names))
             values, indices = np.zeros((n, k), np.float32), np.zeros((n, k), np.int64)
-            with _one_thread() if self.device.type == "cpu" else contextlib.nullcontext():
+            small = self.device.type == "cpu" and n <= PREDICT_CHUNK
+            with _one_thread() if small else contextlib.nullcontext():
                 for start in range(0, n, PREDICT_CHUNK):
                     stop = min(start + PREDICT_CHUNK, n)
                     part = matrix[start:stop] if index is None else matrix[index[start:stop]]
