@@ -23,6 +23,7 @@ class ProgressBar:
         self.started = time.perf_counter()
         self._last_line = 0.0
         self._tty = stream.isatty()
+        self._first: tuple[float, int] | None = None  # a resumed job starts part-way
 
     def update(self, done: int, extra: str = "") -> None:
         now = time.perf_counter()
@@ -31,7 +32,13 @@ class ProgressBar:
         self._last_line = now
         fraction = done / self.total if self.total else 1.0
         elapsed = now - self.started
-        eta = elapsed / fraction - elapsed if fraction > 0 else 0.0
+        if self._first is None:
+            self._first = (now, done)
+            rate = done / elapsed if elapsed > 0 else 0.0
+        else:
+            since, done_then = self._first
+            rate = (done - done_then) / (now - since) if now > since else 0.0
+        eta = (self.total - done) / rate if rate > 0 else 0.0
         bar = "#" * int(24 * fraction)
         line = (
             f"{self.label} [{bar:<24}] {done}/{self.total} "
