@@ -125,6 +125,8 @@ def run_label(args: argparse.Namespace) -> int:
     report = drive_with(labeler.set_support(support), {})
     for _path, error in report.errors:
         say(f"example skipped: {error}")
+    if report.mismatch:
+        say(f"note: {report.mismatch}")
     for cls in report.classes:
         loo = "n/a" if cls.loo_accuracy is None else f"{100 * cls.loo_accuracy:.0f}%"
         notes = "; ".join(cls.warnings)

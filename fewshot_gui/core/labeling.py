@@ -24,7 +24,7 @@ from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
 from .manifest import ManifestRow
-from .support import UNKNOWN, SupportClass, SupportSet
+from .support import UNKNOWN, SupportClass, SupportSet, input_mismatch
 from .transforms import pixels_for
 
 __all__ = [
@@ -133,6 +133,7 @@ class SupportReport:
     classes: tuple[ClassReport, ...]
     threshold: float | None  # the automatic unknown threshold, None where it cannot be set
     errors: tuple[tuple[Path, str], ...]  # examples that could not be read
+    mismatch: str = ""  # says so when the examples do not suit the model's input
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,12 @@ class Labeler:
             ClassReport(name, 0, None, "", ("no readable examples: this class is left out",))
             for name in empty
         )
-        return SupportReport(calibration.reports + unreadable, calibration.threshold, tuple(errors))
+        return SupportReport(
+            calibration.reports + unreadable,
+            calibration.threshold,
+            tuple(errors),
+            input_mismatch(self.spec.channels, list(found)),
+        )
 
     def set_unknown(self, mode: str | float) -> None:
         """`auto` (the calibrated threshold), `off`, or a novelty threshold."""

@@ -7,8 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError, DataError
-from .images import is_image_path, iter_image_files
+import numpy as np
+
+from .errors import ConfigError, DataError, ImageLoadError
+from .images import is_image_path, iter_image_files, thumbnail_array
 
 UNKNOWN = "unknown"
 
@@ -121,3 +123,37 @@ def sort_dropped(paths: Iterable[Path], into_target: bool) -> DroppedFiles:
             result.rejected.append(path)
     result.groups = {name: paths for name, paths in result.groups.items() if paths}
     return result
+
+
+def input_mismatch(channels: int, examples: Sequence[Path], sample: int = 12) -> str:
+    """A sentence saying the examples do not look like what the model saw in training, or ''.
+
+    Handwriting models (one channel) saw black strokes on white; photo models (three) saw
+    photos. A few examples are looked at: colour, and how much of each image is nearly pure
+    black or white, which is most of a drawing and little of a photo.
+    """
+    looks: list[tuple[bool, bool]] = []
+    for path in list(examples)[:sample]:
+        try:
+            pixels = thumbnail_array(path, 64).astype(np.int16)
+        except ImageLoadError:
+            continue
+        colourful = float(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean()) > 12
+        gray = pixels.mean(axis=2)
+        drawing = float(((gray < 40) | (gray > 215)).mean()) > 0.9 and not colourful
+        looks.append((colourful, drawing))
+    if not looks:
+        return ""
+    photos = sum(colourful or not drawing for colourful, drawing in looks) / len(looks)
+    drawings = sum(drawing for _, drawing in looks) / len(looks)
+    if channels == 1 and photos > 0.5:
+        return (
+            "This model was trained on black-on-white drawings (handwriting, symbols), but your "
+            "examples look like photos: choose a photo model for them."
+        )
+    if channels == 3 and drawings > 0.5:
+        return (
+            "Your examples look like black-on-white drawings; a handwriting model may suit them "
+            "better than this photo model."
+        )
+    return ""

@@ -59,6 +59,7 @@ class MainWindow(QMainWindow):
         cache_dir: Path | None = None,
         device: str = "auto",
         batch_size: int = 32,
+        engine: str = "auto",
         model: str = "",
         ask: Ask | None = None,
     ) -> None:
@@ -72,7 +73,12 @@ class MainWindow(QMainWindow):
         self.model_info: ModelInfo | None = None
         self.last_journal: Path | None = None
         self.last_error = ""
-        self._worker_options = {"cache_dir": cache_dir, "device": device, "batch_size": batch_size}
+        self._worker_options = {
+            "cache_dir": cache_dir,
+            "device": device,
+            "batch_size": batch_size,
+            "engine": engine,
+        }
         self._label_when_ready = False
         self._stale_relabel = False
         self._sent_support: dict[str, list[Path]] = {}
@@ -209,6 +215,8 @@ class MainWindow(QMainWindow):
 
     def _on_support_ready(self, report: object) -> None:
         self.show_message(f"Adapted to {len(self.classes.mapping())} classes")
+        if report.mismatch:  # type: ignore[attr-defined]
+            self.banner.show_info(report.mismatch)  # type: ignore[attr-defined]
         self.classes.set_report(report)
         self.threshold.set_auto(report.threshold)  # type: ignore[attr-defined]
         self.threshold.set_novelties(self._novelties())

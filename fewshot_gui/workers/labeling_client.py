@@ -51,6 +51,7 @@ class LabelingClient(QObject):
         cache_dir: Path | None = None,
         device: str = "auto",
         batch_size: int = 32,
+        engine: str = "auto",
     ) -> None:
         super().__init__(parent)
         self._gens = dict.fromkeys(KINDS, 0)
@@ -58,7 +59,7 @@ class LabelingClient(QObject):
         self._labeling = False
         self._thread = QThread()
         self._thread.setObjectName("labeling-worker")
-        self._worker = LabelingWorker(cache_dir, device, batch_size)
+        self._worker = LabelingWorker(cache_dir, device, batch_size, engine)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.shutdown)
         self._thread.started.connect(self._worker.yield_to_gui)

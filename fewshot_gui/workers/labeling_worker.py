@@ -77,10 +77,15 @@ class LabelingWorker(QObject):
     failed = Signal(str, int, str)  # kind, gen, message
 
     def __init__(
-        self, cache_dir: Path | None = None, device: str = "auto", batch_size: int = 32
+        self,
+        cache_dir: Path | None = None,
+        device: str = "auto",
+        batch_size: int = 32,
+        engine: str = "auto",
     ) -> None:
         super().__init__()
         self._cache_dir, self._device, self._batch_size = cache_dir, device, batch_size
+        self._engine = engine
         self._labeler: Any = None
         self._job: _LabelJob | None = None
         self._timer: QTimer | None = None
@@ -119,7 +124,11 @@ class LabelingWorker(QObject):
             loaded = load_model(name)
             self._labeler = None
             labeler = Labeler(
-                loaded, device=self._device, cache_dir=self._cache_dir, batch_size=self._batch_size
+                loaded,
+                device=self._device,
+                cache_dir=self._cache_dir,
+                batch_size=self._batch_size,
+                engine=self._engine,
             )
             self._labeler = labeler
             info = ModelInfo(loaded.name, labeler.device_name, labeler.engine_name, loaded.card)

@@ -37,6 +37,7 @@ def make_window(qtbot, tmp_path: Path, tiny_model: Path, settings_path: Path) ->
             autosave=tmp_path / "autosave.fewshot.json",
             device="cpu",
             batch_size=options.pop("batch_size", 8),
+            engine="torch",  # the engine choice is timed; tests must not depend on the load
             model=str(tiny_model) if model is None else model,
             ask=lambda _title, _text: recover,
         )

@@ -8,6 +8,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
+from fewshot_gui.core.paths import resources_dir
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.results_model import CONFIDENCE_ROLE, LABEL_ROLE
 
@@ -207,3 +208,12 @@ def test_labeling_again_after_the_model_has_adapted(qtbot, make_window, pattern_
     label_to_the_end(qtbot, window, tmp_path / "second", 5)
     window.label_again()  # clears the grid, then fills it again
     qtbot.waitUntil(lambda: window.results.rowCount() == 5, timeout=TIMEOUT)
+
+
+def test_a_model_that_does_not_suit_the_examples_says_so(qtbot, make_window, tmp_path):
+    window = make_window()  # the tiny handwriting (Conv-4, grayscale) model
+    photos = resources_dir() / "demo" / "examples"
+    drop(window.class_panel.class_list.viewport(), [photos], QPoint(5, 300))
+    assert window.classes.names() == ["cup", "dalmatian", "ferry", "motorbike"]
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "photo model" in window.banner.text.text(), timeout=TIMEOUT)

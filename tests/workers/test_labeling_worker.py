@@ -17,7 +17,7 @@ TIMEOUT = 20_000
 
 @pytest.fixture
 def client(qtbot, tmp_path: Path):
-    made = LabelingClient(cache_dir=tmp_path / "cache", device="cpu", batch_size=4)
+    made = LabelingClient(cache_dir=tmp_path / "cache", device="cpu", batch_size=4, engine="torch")
     yield made
     assert made.shutdown()
 
@@ -128,7 +128,7 @@ def test_failures_arrive_as_messages(qtbot, pattern_class, client, tiny_model, t
 
 
 def test_shutdown_waits_for_a_running_job(qtbot, pattern_class, tiny_model, support, tmp_path):
-    client = LabelingClient(device="cpu", batch_size=2)
+    client = LabelingClient(device="cpu", batch_size=2, engine="torch")
     pattern_class(tmp_path / "many", seed=3, count=300)
     ready(qtbot, client, tiny_model, support)
     with qtbot.waitSignal(client.labelStarted, timeout=TIMEOUT):
