@@ -55,3 +55,25 @@ def test_support_labels_must_cover_every_class() -> None:
 def test_scoring_before_fitting_says_what_to_do() -> None:
     with pytest.raises(ConfigError, match="fit_support"):
         ProtoNet(nn.Identity())(torch.randn(2, 2))
+
+
+def test_refine_moves_prototypes_to_their_unlabeled_clusters() -> None:
+    model = ProtoNet(nn.Identity())
+    model.fit_support(torch.tensor([[0.0, 0.0], [10.0, 0.0]]), torch.tensor([0, 1]))
+    unlabeled = torch.tensor([[2.0, 0.0]] * 4 + [[12.0, 0.0]] * 4)
+    model.refine(unlabeled)
+    # Each cluster belongs to its class with weight ~1: (support + 4 * cluster) / 5.
+    torch.testing.assert_close(model.prototypes, torch.tensor([[1.6, 0.0], [11.6, 0.0]]))
+    once = model.prototypes.clone()
+    model.refine(unlabeled)
+    torch.testing.assert_close(model.prototypes, once)  # starts from the support each time
+
+
+def test_refine_lets_the_clutter_cluster_keep_far_images_away() -> None:
+    model = ProtoNet(nn.Identity())
+    model.fit_support(torch.tensor([[0.0, 0.0], [10.0, 0.0]]), torch.tensor([0, 1]))
+    far = torch.tensor([[0.0, 50.0]] * 4)
+    model.refine(far, clutter_novelty=25.0)
+    torch.testing.assert_close(model.prototypes, torch.tensor([[0.0, 0.0], [10.0, 0.0]]))
+    model.refine(far)  # without it, the far images drag the nearest class away
+    assert model.prototypes[0, 1] > 10
