@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 from .atomic import write_json_atomic
 from .backbones import get_backbone
-from .checkpoint import load_tensors, save_model
+from .checkpoint import WEIGHTS_FILE, load_tensors, save_model
 from .config import TrainConfig, to_dict
 from .datasets import EpisodeSampler, ImagePool, episode_tensors
 from .devices import describe_machine
@@ -67,6 +67,16 @@ TrainEvent = Stage | TrainProgress | Validated | Checkpointed
 
 
 @dataclass
+class _Run:
+    """The live objects a checkpoint in `last/` saves and a resumed run restores."""
+
+    model: FewShotClassifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    sampler: EpisodeSampler
+
+
+@dataclass
 class _RunState:
     """What a resumed run needs besides weights; JSON-ready."""
 
@@ -111,12 +121,13 @@ def meta_train(
     sampler = EpisodeSampler(train_pool.labels, config.episode, config.seed, config.rotations)
     EpisodeSampler(val_pool.labels, config.val_episode, config.seed + 1)  # fails now, not later
     state = _RunState()
+    run = _Run(model, optimizer, scheduler, sampler)
     # On a pretrained backbone the trainable part starts from the training features' statistics.
     neck = model.body if isinstance(model, MAML) else model.encoder.neck
     if spec.pretrained and hasattr(neck, "initialise"):
         neck.initialise(train_inputs)
     if resume:
-        state = _load_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler)
+        state = _load_last(out_dir / LAST_DIR, config, run)
         yield Stage(f"resumed at episode {state.episode}")
     card = {
         **(card or {}),
@@ -176,14 +187,12 @@ def meta_train(
                 best_card = {**card, **_progress_card(state)}
                 path = save_model(out_dir / BEST_DIR, model, config.model, best_card)
                 yield Checkpointed(state.episode, path)
-            _save_last(
-                out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler, state, card
-            )
+            _save_last(out_dir / LAST_DIR, config, run, state, card)
             yield Checkpointed(state.episode, out_dir / LAST_DIR)
 
     state.seconds = time.perf_counter() - started
     if cancelled:
-        _save_last(out_dir / LAST_DIR, config, model, optimizer, scheduler, sampler, state, card)
+        _save_last(out_dir / LAST_DIR, config, run, state, card)
         yield Checkpointed(state.episode, out_dir / LAST_DIR)
     return TrainResult(
         out_dir=out_dir,
@@ -230,17 +239,10 @@ def _progress_card(state: _RunState) -> dict[str, Any]:
 
 
 def _save_last(
-    directory: Path,
-    config: TrainConfig,
-    model: FewShotClassifier,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    sampler: EpisodeSampler,
-    state: _RunState,
-    card: dict[str, Any],
+    directory: Path, config: TrainConfig, run: _Run, state: _RunState, card: dict[str, Any]
 ) -> None:
-    save_model(directory, model, config.model, {**card, **_progress_card(state)})
-    optim = optimizer.state_dict()
+    save_model(directory, run.model, config.model, {**card, **_progress_card(state)})
+    optim = run.optimizer.state_dict()
     tensors = {"rng.torch": torch.get_rng_state()}
     slots: dict[str, dict[str, Any]] = {}
     for index, slot in optim["state"].items():
@@ -256,20 +258,13 @@ def _save_last(
             "config": to_dict(config),
             "run": state.__dict__,
             "optimizer": {"param_groups": optim["param_groups"], "scalars": slots},
-            "scheduler": scheduler.state_dict(),
-            "sampler": sampler.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "sampler": run.sampler.state_dict(),
         },
     )
 
 
-def _load_last(
-    directory: Path,
-    config: TrainConfig,
-    model: FewShotClassifier,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    sampler: EpisodeSampler,
-) -> _RunState:
+def _load_last(directory: Path, config: TrainConfig, run: _Run) -> _RunState:
     try:
         saved = json.loads((directory / TRAINING_JSON).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -282,8 +277,8 @@ def _load_last(
         changed = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise ConfigError(f"cannot resume with different settings: {', '.join(changed)} changed")
     tensors = load_tensors(directory / TRAINING_STATE)
-    weights = load_tensors(directory / "model.safetensors")
-    model.load_state_dict(weights, strict=False)
+    weights = load_tensors(directory / WEIGHTS_FILE)
+    run.model.load_state_dict(weights, strict=False)
     torch.set_rng_state(tensors.pop("rng.torch"))
     slots: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
@@ -291,7 +286,9 @@ def _load_last(
         slots.setdefault(int(index), {})[name] = value
     for index, scalars in saved["optimizer"]["scalars"].items():
         slots.setdefault(int(index), {}).update(scalars)
-    optimizer.load_state_dict({"state": slots, "param_groups": saved["optimizer"]["param_groups"]})
-    scheduler.load_state_dict(saved["scheduler"])
-    sampler.load_state_dict(saved["sampler"])
+    run.optimizer.load_state_dict(
+        {"state": slots, "param_groups": saved["optimizer"]["param_groups"]}
+    )
+    run.scheduler.load_state_dict(saved["scheduler"])
+    run.sampler.load_state_dict(saved["sampler"])
     return _RunState(**saved["run"])
