@@ -216,7 +216,7 @@ def _export(args: argparse.Namespace, items: list[tuple[Path, str]]) -> int:
 
 
 def run_undo(args: argparse.Namespace) -> int:
-    from ..core.export import UndoEvent, undo_export
+    from ..core.export_undo import UndoEvent, undo_export
 
     problems: list[str] = []
 

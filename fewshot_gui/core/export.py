@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -11,7 +10,7 @@ import stat
 import time
 import unicodedata
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -24,7 +23,6 @@ from fewshot_gui.core.manifest import read_manifest as read_manifest
 from fewshot_gui.core.manifest import write_manifest as write_manifest
 
 ExportMode = Literal["copy", "move", "link"]
-UndoAction = Literal["restored", "removed", "kept", "skipped", "failed"]
 
 MAX_NAME_CHARS = 120
 # Under the common 255-byte limit with room for the "-N" and " (N)" that disambiguate names.
@@ -67,40 +65,6 @@ class ExportSummary:
     done: int
     failed: int
     cancelled: bool
-
-
-@dataclass(frozen=True)
-class UndoEvent:
-    """What undo did for one exported file; `restored_to` is where a moved file now lives."""
-
-    source: Path
-    target: Path
-    action: UndoAction
-    message: str
-    index: int
-    total: int
-    restored_to: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.action != "failed"
-
-
-@dataclass(frozen=True)
-class UndoSummary:
-    """What undo_export returns; the journal is marked undone only when `failed` is 0."""
-
-    journal: Path
-    failed: int
-    already_undone: bool
-
-
-@dataclass(frozen=True)
-class _JournalOp:
-    mode: ExportMode
-    source: Path
-    target: Path
-    done: dict[str, Any] | None = None
 
 
 def safe_folder_name(name: str) -> str:
@@ -207,50 +171,6 @@ def execute_export(
                 done += 1
                 yield ExportEvent(op, index, len(plan), ok=True, written=written)
     return ExportSummary(journal_path, done, failed, cancelled=False)
-
-
-def undo_export(journal_path: Path) -> Generator[UndoEvent, None, UndoSummary]:
-    """Reverse the export recorded in `journal_path`, newest file first; yield one UndoEvent each.
-
-    Moved files go back to their source; if that path now holds another file, next to it under
-    a free name. Copies and symlinks are deleted only while still exactly what the export made
-    and while the source still exists. After a crash mid-file the disk decides: a file is
-    deleted only when its bytes all exist at the other path, so the only copy is never lost.
-    Folders the export created are removed if empty. When nothing failed the journal is marked
-    undone and a second call yields nothing (already_undone); otherwise it can be retried.
-    """
-    journal_path = Path(os.path.abspath(journal_path))
-    entries = _read_journal(journal_path)
-    if any(entry.get("kind") == "undone" for entry in entries):
-        return UndoSummary(journal_path, failed=0, already_undone=True)
-    try:
-        ops = _journal_ops(entries)
-        folders = [Path(entry["path"]) for entry in entries if entry.get("kind") == "mkdir"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ExportError(f"The export journal {journal_path} is damaged: {exc!r}") from exc
-    failed = 0
-    for index, op in enumerate(reversed(ops), start=1):
-        try:
-            action, message, restored_to = _UNDO[op.mode](op)
-        except OSError as exc:
-            action, message, restored_to = "failed", _describe(exc), None
-        if action == "failed":
-            failed += 1
-        yield UndoEvent(op.source, op.target, action, message, index, len(ops), restored_to)
-    for folder in reversed(folders):
-        # rmdir only removes an empty folder: anything the user put there since stays.
-        with contextlib.suppress(OSError):
-            os.rmdir(folder)
-    if not failed:
-        try:
-            with open(journal_path, "a", encoding="utf-8") as stream:
-                _Journal(stream).write(durable=True, kind="undone")
-        except OSError as exc:
-            raise ExportError(
-                f"Undone, but could not mark the journal {journal_path} ({exc.strerror}); "
-                "undoing it again is harmless."
-            ) from exc
-    return UndoSummary(journal_path, failed, already_undone=False)
 
 
 def default_journal_path(dest: Path) -> Path:
@@ -380,113 +300,6 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-
-
-def _read_journal(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExportError(f"Could not read the export journal {path}: {exc}") from exc
-    entries: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            # A crash can cut only the last line short; its file operation never started.
-            if any(rest.strip() for rest in lines[number:]):
-                raise ExportError(
-                    f"The export journal {path} is damaged at line {number}."
-                ) from None
-            continue
-        if not isinstance(entry, dict):
-            raise ExportError(f"The export journal {path} is damaged at line {number}.")
-        entries.append(entry)
-    if not entries or entries[0].get("kind") != "export":
-        raise ExportError(f"{path} is not an export journal.")
-    return entries
-
-
-def _journal_ops(entries: list[dict[str, Any]]) -> list[_JournalOp]:
-    ops: dict[int, _JournalOp] = {}
-    for entry in entries:
-        kind = entry["kind"]
-        if kind == "begin":
-            mode = entry["mode"]
-            if mode not in _UNDO:
-                raise ValueError(f"unknown mode {mode!r}")
-            ops[entry["op"]] = _JournalOp(mode, Path(entry["source"]), Path(entry["target"]))
-        elif kind == "abandon":
-            del ops[entry["op"]]
-        elif kind == "done":
-            ops[entry["op"]] = replace(ops[entry["op"]], done=entry)
-    return list(ops.values())
-
-
-_Undone = tuple[UndoAction, str, Path | None]
-
-
-def _undo_move(op: _JournalOp) -> _Undone:
-    source, target = op.source, op.target
-    if not os.path.lexists(target):
-        return "skipped", f"Nothing at {target}: the file was never moved or is back.", None
-    if target.is_symlink() or not target.is_file():
-        return "kept", f"{target} is no longer the moved file; left it alone.", None
-    if os.path.lexists(source):
-        if _same_file(source, target) or (op.done is None and _is_prefix(target, source)):
-            # The move never finished: the source is whole, the target an extra link or copy.
-            os.unlink(target)
-            return "restored", "The file was still at its source; removed the extra.", source
-        if op.done is None:
-            return "kept", f"{source} and {target} both exist and differ; left both.", None
-    source.parent.mkdir(parents=True, exist_ok=True)
-    home = source
-    while True:
-        try:
-            _move(target, home)
-        except FileExistsError:
-            home = _free_name(source)  # never overwrite whatever took the old name
-            continue
-        if home == source:
-            return "restored", "Moved back.", home
-        return "restored", f"{source.name} is taken by another file; restored as {home.name}.", home
-
-
-def _undo_copy(op: _JournalOp) -> _Undone:
-    source, target = op.source, op.target
-    if not os.path.lexists(target):
-        return "skipped", f"The copy {target} is already gone.", None
-    if target.is_symlink() or not target.is_file() or not os.path.isfile(source):
-        return "kept", f"Kept {target}: it is no longer the copy, or its source is gone.", None
-    info = os.stat(target)
-    if op.done is not None:
-        ours = (info.st_size, info.st_mtime_ns) == (op.done["size"], op.done["mtime_ns"])
-    else:
-        ours = _is_prefix(target, source)
-    if not ours:
-        return "kept", f"{target} changed since the export; left it alone.", None
-    os.unlink(target)
-    return "removed", "Removed the copy.", None
-
-
-def _undo_link(op: _JournalOp) -> _Undone:
-    target = op.target
-    if not target.is_symlink():
-        if os.path.lexists(target):
-            return "kept", f"{target} is no longer the link the export made; left it.", None
-        return "skipped", f"The link {target} is already gone.", None
-    if os.readlink(target) != str(op.source):
-        return "kept", f"{target} now points elsewhere; left it alone.", None
-    os.unlink(target)
-    return "removed", "Removed the link.", None
-
-
-_UNDO: dict[str, Callable[[_JournalOp], _Undone]] = {
-    "copy": _undo_copy,
-    "move": _undo_move,
-    "link": _undo_link,
-}
 
 
 def _class_folders(labels: set[str], dest: Path) -> dict[str, Path]:

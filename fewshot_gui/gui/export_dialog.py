@@ -32,8 +32,8 @@ from fewshot_gui.core.export import (
     default_journal_path,
     execute_export,
     plan_export,
-    undo_export,
 )
+from fewshot_gui.core.export_undo import undo_export
 from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.core.manifest import write_manifest
 from fewshot_gui.gui.results_model import ResultsModel

@@ -17,14 +17,12 @@ from fewshot_gui.core.export import (
     ExportMode,
     ExportSummary,
     PlannedOp,
-    UndoEvent,
-    UndoSummary,
     default_journal_path,
     execute_export,
     plan_export,
     safe_folder_name,
-    undo_export,
 )
+from fewshot_gui.core.export_undo import UndoEvent, UndoSummary, undo_export
 from fewshot_gui.core.jobs import drive
 
 # Contents by path under the source root; two files share a name to exercise collisions.
