@@ -23,6 +23,20 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
+def label_args(task: LabelingTask, model: Path, out: Path) -> list[str]:
+    """`fewshot label` with the task's classes and images, the model and the manifest."""
+    return [
+        "label",
+        *support_args(task),
+        "--images",
+        str(task.images),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+    ]
+
+
 def support_args(task: LabelingTask) -> list[str]:
     return [
         arg
@@ -116,14 +130,7 @@ def test_label_writes_the_manifest_contract(
     out = tmp_path / "labels.csv"
     code = main(
         [
-            "label",
-            *support_args(labeling_task),
-            "--images",
-            str(labeling_task.images),
-            "--model",
-            str(glyph_model),
-            "--out",
-            str(out),
+            *label_args(labeling_task, glyph_model, out),
             "--no-cache",
         ]
     )
@@ -157,14 +164,7 @@ def test_label_then_export_move_and_undo_restores_every_byte(
     dest = tmp_path / "sorted"
     code = main(
         [
-            "label",
-            *support_args(labeling_task),
-            "--images",
-            str(labeling_task.images),
-            "--model",
-            str(glyph_model),
-            "--out",
-            str(tmp_path / "l.json"),
+            *label_args(labeling_task, glyph_model, tmp_path / "l.json"),
             "--no-cache",
             "--export",
             "move",
@@ -194,14 +194,7 @@ def test_dry_run_changes_nothing(
     before = tree_digest(labeling_task.images)
     code = main(
         [
-            "label",
-            *support_args(labeling_task),
-            "--images",
-            str(labeling_task.images),
-            "--model",
-            str(glyph_model),
-            "--out",
-            str(tmp_path / "l.csv"),
+            *label_args(labeling_task, glyph_model, tmp_path / "l.csv"),
             "--no-cache",
             "--export",
             "copy",
@@ -224,14 +217,7 @@ def test_ctrl_c_leaves_a_valid_manifest_and_a_rerun_continues(
         sys.executable,
         "-m",
         "fewshot_gui.cli",
-        "label",
-        *support_args(task),
-        "--images",
-        str(task.images),
-        "--model",
-        str(glyph_model),
-        "--out",
-        str(out),
+        *label_args(task, glyph_model, out),
         "--batch-size",
         "1",
         "--no-cache",
