@@ -62,19 +62,15 @@ def mean_ci95(accuracies: list[float]) -> tuple[float, float]:
 @torch.no_grad()
 def embed_all(
     model: FewShotClassifier,
-    data: torch.Tensor,
-    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    inputs: torch.Tensor,
     batch_size: int = 128,
 ) -> torch.Tensor:
-    """Embed (N, ...) data in eval mode, batch by batch -> (N, ...) features.
-
-    `prepare` turns a batch of stored data into model input, e.g. uint8 pixels to tensors.
-    """
+    """Embed (N, ...) model inputs in eval mode, batch by batch -> (N, ...) features."""
     was_training = model.training
     model.eval()
     try:
-        batches = (data[i : i + batch_size] for i in range(0, len(data), batch_size))
-        return torch.cat([model.embed(prepare(b) if prepare else b) for b in batches])
+        batches = (inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size))
+        return torch.cat([model.embed(batch) for batch in batches])
     finally:
         model.train(was_training)
 
