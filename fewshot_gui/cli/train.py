@@ -55,6 +55,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="run folder (best/ and last/)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    train.add_argument(
+        "--init",
+        metavar="MODEL",
+        default="",
+        help="start from this model's backbone and neck weights (an installed name or a "
+        "folder), e.g. a MAML from a trained ProtoNet",
+    )
     train.add_argument("--name", help="model name on the card (default: the folder's name)")
     train.set_defaults(run=run_train)
 
@@ -80,6 +87,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--transductive",
         action="store_true",
         help="let the model also learn from each episode's unlabeled queries (ProtoNet)",
+    )
+    evaluate.add_argument(
+        "--rotations",
+        action="store_true",
+        help="also count each class turned by 90, 180 and 270 degrees as a class, as the "
+        "Omniglot papers evaluate (image backbones only)",
     )
     evaluate.add_argument(
         "--engine",
@@ -132,6 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
         val_episodes=args.val_episodes,
         rotations=args.rotations,
         seed=args.seed,
+        init=args.init,
     )
     pool = ImagePool.from_folder(args.data)
     if args.val_data is not None:
@@ -224,6 +238,7 @@ def run_eval(args: argparse.Namespace) -> int:
         cache_dir=cache_dir(),
         transductive=args.transductive,
         engine=engine,
+        rotated_classes=args.rotations,
     )
     with interrupt_cancels(token.cancel):
         result = drive_with(
@@ -268,6 +283,7 @@ def _record(args: argparse.Namespace, name: str, result: dict[str, Any]) -> None
         else (card.setdefault("evaluation", {}))
     )
     mode = " transductive" if result["transductive"] else ""
+    mode += " rotated classes" if result["rotated_classes"] else ""
     section[f"{result['way']}-way {result['shot']}-shot{mode}"] = entry
     write_json_atomic(args.record / CARD_FILE, card)
 

@@ -77,6 +77,7 @@ class TrainConfig:
     val_episodes: int = 200
     rotations: bool = False
     seed: int = 0
+    init: str = ""  # a model (name or folder) whose backbone and neck weights the run starts from
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.val_every < 1 or self.val_episodes < 1:

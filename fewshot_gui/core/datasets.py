@@ -215,6 +215,16 @@ def episode_tensors(
     )
 
 
+def with_rotated_classes(
+    images: torch.Tensor, labels: np.ndarray
+) -> tuple[torch.Tensor, np.ndarray]:
+    """Every class also turned by 90, 180 and 270 degrees, each turn a class of its own: the
+    Omniglot protocol of Vinyals et al. 2016 that Snell et al. 2017 report on."""
+    classes = int(labels.max()) + 1
+    turned = torch.cat([torch.rot90(images, k, dims=(2, 3)) for k in range(4)])
+    return turned, np.concatenate([labels + k * classes for k in range(4)])
+
+
 def _rotate(images: torch.Tensor, rotations: np.ndarray, labels: np.ndarray) -> torch.Tensor:
     turned = images.clone()
     for cls, quarter_turns in enumerate(rotations):

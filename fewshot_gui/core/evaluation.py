@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -14,7 +15,13 @@ import torch
 
 from .backbones import BackboneSpec
 from .config import EpisodeConfig
-from .datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from .datasets import (
+    EpisodeSampler,
+    ImagePool,
+    episode_tensors,
+    load_pixels,
+    with_rotated_classes,
+)
 from .engines import Engine
 from .errors import ConfigError
 from .methods import FewShotClassifier
@@ -46,6 +53,7 @@ class EvalResult:
     shot: int
     query: int
     transductive: bool = False
+    rotated_classes: bool = False
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -168,12 +176,16 @@ def evaluate(
     cache_dir: Path | None = None,
     transductive: bool = False,
     engine: Engine | None = None,
+    rotated_classes: bool = False,
 ) -> Generator[Stage | EvalProgress, None, EvalResult]:
     """Read and embed every image of the pool once, then run seeded episodes.
 
     With an `engine` the encoder runs there on every image's pixels, as labeling runs it,
-    which measures what a reduced-precision engine costs in accuracy.
+    which measures what a reduced-precision engine costs in accuracy. `rotated_classes` adds
+    each class turned by 90, 180 and 270 degrees as three more classes (Omniglot's protocol).
     """
+    if rotated_classes and (engine is not None or spec.pretrained):
+        raise ConfigError("rotated classes are for image backbones such as conv4, run by torch")
     if engine is not None:
         yield Stage(f"reading {len(pool.paths)} images of {len(pool.class_names)} classes")
         pixels = load_pixels(pool, spec).numpy()
@@ -187,14 +199,16 @@ def evaluate(
             )
         )
     inputs = yield from pool_inputs(model, spec, pool, cache_dir)
+    labels = pool.labels
+    if rotated_classes:
+        inputs, labels = with_rotated_classes(inputs, labels)
     yield Stage(f"embedding {len(inputs)} images")
     model.encoder.skip_backbone = spec.pretrained
     try:
         features = embed_all(model, inputs)
     finally:
         model.encoder.skip_backbone = False
-    return (
-        yield from evaluate_features(
-            model, features, pool.labels, episode, episodes, seed, cancel, transductive
-        )
+    result = yield from evaluate_features(
+        model, features, labels, episode, episodes, seed, cancel, transductive
     )
+    return dataclasses.replace(result, rotated_classes=rotated_classes)

@@ -15,14 +15,14 @@ from safetensors.torch import save_file
 
 from .atomic import write_json_atomic
 from .backbones import get_backbone
-from .checkpoint import WEIGHTS_FILE, load_tensors, save_model
+from .checkpoint import WEIGHTS_FILE, load_model, load_tensors, save_model
 from .config import TrainConfig, to_dict
 from .datasets import EpisodeSampler, ImagePool, episode_tensors
 from .devices import describe_machine
 from .errors import CheckpointError, ConfigError
 from .evaluation import EvalResult, Stage, embed_all, evaluate_features, pool_inputs
 from .jobs import drive
-from .methods import MAML, FewShotClassifier, build_model
+from .methods import MAML, FewShotClassifier, build_model, embedding_layers
 
 BEST_DIR = "best"
 LAST_DIR = "last"
@@ -122,10 +122,14 @@ def meta_train(
     EpisodeSampler(val_pool.labels, config.val_episode, config.seed + 1)  # fails now, not later
     state = _RunState()
     run = _Run(model, optimizer, scheduler, sampler)
-    # On a pretrained backbone the trainable part starts from the training features' statistics.
-    neck = model.body if isinstance(model, MAML) else model.encoder.neck
-    if spec.pretrained and hasattr(neck, "initialise"):
-        neck.initialise(train_inputs)
+    if config.init:
+        yield Stage(f"starting from the weights of {config.init}")
+        _start_from(model, config, config.init)
+    else:
+        # On a pretrained backbone the trainable part starts from the training features' statistics.
+        neck = model.body if isinstance(model, MAML) else model.encoder.neck
+        if spec.pretrained and hasattr(neck, "initialise"):
+            neck.initialise(train_inputs)
     if resume:
         state = _load_last(out_dir / LAST_DIR, config, run)
         yield Stage(f"resumed at episode {state.episode}")
@@ -202,6 +206,20 @@ def meta_train(
         cancelled=cancelled,
         seconds=state.seconds,
     )
+
+
+def _start_from(model: FewShotClassifier, config: TrainConfig, init: str) -> None:
+    """Load another model's backbone and neck into `model`, e.g. a MAML from a trained ProtoNet
+    (its Proto-MAML head then starts exactly where the ProtoNet's prototypes are)."""
+    loaded = load_model(init)
+    theirs, mine = loaded.config, config.model
+    if (theirs.backbone, theirs.neck) != (mine.backbone, mine.neck):
+        raise ConfigError(
+            f"cannot start from {loaded.name}: it has backbone {theirs.backbone!r} and neck "
+            f"{theirs.neck!r}, this run {mine.backbone!r} and {mine.neck!r}"
+        )
+    for target, source in zip(embedding_layers(model), embedding_layers(loaded.model), strict=True):
+        target.load_state_dict(source.state_dict())
 
 
 def _validate(

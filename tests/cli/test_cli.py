@@ -4,6 +4,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def test_eval_prints_json_with_accuracy_and_interval(
     result = json.loads(capsys.readouterr().out)
     assert 20 < result["accuracy"] <= 100 and 0 < result["ci95"] < 20
     assert result["episodes"] == 30 and result["way"] == 5
+
+
+def test_eval_with_rotated_classes_records_them_on_the_card(
+    glyph_model: Path, glyph_dataset: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(glyph_model, model)
+    args = ["eval", "--model", str(model), "--data", str(glyph_dataset), "--query", "3"]
+    assert main([*args, "--episodes", "30", "--rotations", "--record", str(model)]) == 0
+    entry = json.loads((model / "card.json").read_text())["evaluation"][
+        "5-way 1-shot rotated classes"
+    ]
+    assert entry["rotated_classes"] is True and entry["episodes"] == 30
+    assert entry["command"].endswith(f"--rotations --record {model}")
 
 
 def test_models_lists_installed_models(

@@ -8,8 +8,15 @@ import torch
 
 from fewshot_gui.core.backbones import get_backbone
 from fewshot_gui.core.config import EpisodeConfig
-from fewshot_gui.core.datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
+from fewshot_gui.core.datasets import (
+    EpisodeSampler,
+    ImagePool,
+    episode_tensors,
+    load_pixels,
+    with_rotated_classes,
+)
 from fewshot_gui.core.errors import DataError
+from fewshot_gui.core.transforms import to_tensor
 
 
 def test_pool_finds_nested_class_folders(glyph_dataset: Path) -> None:
@@ -82,6 +89,18 @@ def test_rotated_classes_are_turned_images(glyph_dataset: Path, tmp_path: Path) 
     for cls, turns in enumerate(episode.rotations):
         original = data[episode.support[cls]]
         assert torch.equal(support[cls], torch.rot90(original, int(turns), dims=(1, 2)))
+
+
+def test_each_rotation_of_a_class_becomes_a_class_of_its_own(glyph_dataset: Path) -> None:
+    pool = ImagePool.from_folder(glyph_dataset)
+    images = to_tensor(load_pixels(pool, get_backbone("conv4")), get_backbone("conv4"))
+    turned, labels = with_rotated_classes(images, pool.labels)
+    classes, n = len(pool.class_names), len(images)
+    assert turned.shape == (4 * n, *images.shape[1:]) and len(np.unique(labels)) == 4 * classes
+    for k in range(4):
+        block = slice(k * n, (k + 1) * n)
+        assert torch.equal(turned[block], torch.rot90(images, k, dims=(2, 3)))
+        assert np.array_equal(labels[block], pool.labels + k * classes)
 
 
 def test_pixels_are_cached_and_reused(glyph_dataset: Path, tmp_path: Path) -> None:

@@ -8,12 +8,13 @@ import torch
 from fewshot_gui.core.backbones import get_backbone
 from fewshot_gui.core.checkpoint import load_model, load_tensors
 from fewshot_gui.core.config import EpisodeConfig, ModelConfig, TrainConfig
-from fewshot_gui.core.datasets import ImagePool
+from fewshot_gui.core.datasets import EpisodeSampler, ImagePool, episode_tensors, load_pixels
 from fewshot_gui.core.errors import ConfigError
 from fewshot_gui.core.evaluation import evaluate
 from fewshot_gui.core.jobs import CancelToken, drive
 from fewshot_gui.core.methods import build_model
 from fewshot_gui.core.training import Checkpointed, TrainProgress, Validated, meta_train
+from fewshot_gui.core.transforms import to_tensor
 
 
 def small_config(**changes: object) -> TrainConfig:
@@ -106,3 +107,38 @@ def test_cancel_checkpoints_and_resume_refuses_other_settings(
     assert isinstance(events[-1], Checkpointed) and (tmp_path / "run" / "last").is_dir()
     with pytest.raises(ConfigError, match="lr changed"):
         drive(meta_train(small_config(lr=0.5), train, val, tmp_path / "run", resume=True))
+
+
+def test_maml_started_from_a_protonet_begins_with_its_predictions(
+    glyph_dataset: Path, tmp_path: Path
+) -> None:
+    train, val = pools(glyph_dataset)
+    drive(meta_train(small_config(), train, val, tmp_path / "proto"))
+    init = str(tmp_path / "proto" / "last")
+    maml = ModelConfig(method="maml", inner_steps=1, test_inner_steps=0, first_order=True)
+    # Cancelled before its first step, the run saves exactly the weights it started from.
+    config = small_config(model=maml, init=init)
+    drive(meta_train(config, train, val, tmp_path / "maml", cancel=lambda: True))
+    started, protonet = load_model(tmp_path / "maml" / "last"), load_model(init)
+    assert started.card["training"]["init"] == init
+
+    sampler = EpisodeSampler(val.labels, EpisodeConfig(5, 2, 3), seed=3)
+    inputs = to_tensor(load_pixels(val, get_backbone("conv4")), get_backbone("conv4"))
+    support, support_labels, query, _ = episode_tensors(inputs, sampler.sample())
+    with torch.no_grad():
+        for loaded in (started, protonet):
+            loaded.model.fit_support(support, support_labels)
+        # Proto-MAML's head (w = 2c, b = -|c|^2) differs from -|x - c|^2 by |x|^2 per row.
+        torch.testing.assert_close(
+            started.model(query).log_softmax(1), protonet.model(query).log_softmax(1)
+        )
+
+
+def test_init_refuses_a_model_with_another_backbone(glyph_dataset: Path, tmp_path: Path) -> None:
+    train, val = pools(glyph_dataset)
+    drive(meta_train(small_config(), train, val, tmp_path / "proto"))
+    other = small_config(
+        model=ModelConfig(backbone="conv4-rgb84"), init=str(tmp_path / "proto" / "last")
+    )
+    with pytest.raises(ConfigError, match="backbone 'conv4'"):
+        drive(meta_train(other, train, val, tmp_path / "other"))

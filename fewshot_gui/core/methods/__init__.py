@@ -10,7 +10,7 @@ from .base import FewShotClassifier
 from .maml import MAML
 from .protonet import ProtoNet
 
-__all__ = ["MAML", "FewShotClassifier", "ProtoNet", "build_model"]
+__all__ = ["MAML", "FewShotClassifier", "ProtoNet", "build_model", "embedding_layers"]
 
 
 def build_model(config: ModelConfig) -> FewShotClassifier:
@@ -36,3 +36,13 @@ def build_model(config: ModelConfig) -> FewShotClassifier:
         test_inner_steps=config.test_inner_steps,
         first_order=config.first_order,
     )
+
+
+def embedding_layers(model: FewShotClassifier) -> tuple[nn.Module, nn.Module]:
+    """The backbone and the neck of a model, wherever `build_model` put them."""
+    if isinstance(model, MAML):
+        if isinstance(model.encoder.backbone, nn.Identity):
+            backbone, neck = model.body  # a Conv-4 MAML adapts nn.Sequential(backbone, neck)
+            return backbone, neck
+        return model.encoder.backbone, model.body
+    return model.encoder.backbone, model.encoder.neck
