@@ -6,7 +6,8 @@ Prints, each against its baseline measured in the same run:
               overlap) and beside the model-only bound of the engine in use (the same
               forward pass on ready pixels);
   relabel     milliseconds for relabel() and set_support() + relabel() over 100,000 cached
-              embeddings, beside scoring them in one piece as the labeler did before;
+              embeddings (the folder's own, repeated with noise), scoring bfloat16 points
+              beside float32 ones, with how far their labels and confidences differ;
   memory      peak RSS labeling 20,000 images (copies of the folder's files), sampled as
               it goes, in a fresh process.
 
@@ -33,7 +34,9 @@ import torch
 from PIL import Image
 
 from fewshot_gui.core.checkpoint import DEFAULT_MODEL, LoadedModel, load_model
+from fewshot_gui.core.datasets import ImagePool
 from fewshot_gui.core.devices import describe_machine
+from fewshot_gui.core.evaluation import pool_inputs
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import Labeler, SupportSet, _Embedded
@@ -131,18 +134,32 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def relabel(args: argparse.Namespace) -> None:
+    """Re-labeling `--relabel-rows` cached embeddings after a support change.
+
+    The rows are the folder's real embeddings (its images' cached Lite0 features through the
+    model's neck), repeated with 1% noise up to the count, so margins between classes and
+    clutter are as a real folder has them. Float32 scoring is the baseline, same run.
+    """
     loaded = load_model(args.model)
-    labeler = Labeler(loaded, device="cpu", engine="torch")
-    drive(labeler.set_support(support_set(args.data, classes=5)))
+    pool = ImagePool.from_folder(args.data)
+    features = drive(pool_inputs(loaded.model, loaded.spec, pool, cache_dir()))
+    with torch.no_grad():
+        real = loaded.model.encoder.neck(features).numpy()
     rng = np.random.default_rng(0)
-    dim = loaded.spec.feature_dim
     count = args.relabel_rows
-    for start in range(0, count, 10_000):
-        n = min(10_000, count - start)
-        vectors = rng.standard_normal((n, dim), dtype=np.float32)
-        paths = [Path(f"/synthetic/{start + i:06d}.jpg") for i in range(n)]
-        labeler._store(_Embedded(paths, list(vectors), [""] * n))
-    labeler.relabel()
+    rows = real[np.arange(count) % len(real)]
+    rows = rows + 0.01 * rows.std() * rng.standard_normal(rows.shape, dtype=np.float32)
+    paths = [Path(f"/synthetic/{i:06d}.jpg") for i in range(count)]
+    labelers = {}
+    for name, bfloat16 in (("bfloat16", True), ("float32", False)):
+        labeler = Labeler(load_model(args.model), device="cpu", engine="torch", bfloat16=bfloat16)
+        drive(labeler.set_support(support_set(args.data, classes=5)))
+        for start in range(0, count, 10_000):
+            stop = min(start + 10_000, count)
+            labeler._store(
+                _Embedded(paths[start:stop], list(rows[start:stop]), [""] * (stop - start))
+            )
+        labelers[name] = labeler
 
     def best_ms(job, repeats: int = 7) -> float:
         times = []
@@ -152,31 +169,33 @@ def relabel(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - started)
         return 1000 * min(times)
 
-    @torch.no_grad()
-    def one_piece() -> tuple[np.ndarray, np.ndarray]:
-        features = labeler._feature_matrix()[torch.tensor(list(range(count)))]
-        scores, _ = labeler.model.score_features(features)
-        top = torch.softmax(scores.float(), dim=1).topk(2, dim=1)
-        return top.indices[:, 0].numpy(), top.values[:, 0].numpy()
-
-    labels = labeler.relabel()
-    indices, values = one_piece()
-    same = int((labels.nearest == indices).sum())
-    differ = float(np.abs(labels.confidence - values).max())
-    print(f"load before: {load()}")
-    relabel_ms = best_ms(labeler.relabel)
-    reference_ms = best_ms(one_piece)
     changed = support_set(args.data, classes=6)
-    both_ms = best_ms(lambda: (drive(labeler.set_support(changed)), labeler.relabel()))
-    labeler.transductive = False
-    scoring_ms = best_ms(labeler.relabel)
+    print(f"load before: {load()}")
+    results = {}
+    for name, labeler in labelers.items():
+        labeler.transductive = True
+        relabel_ms = best_ms(labeler.relabel)
+        both_ms = best_ms(lambda: (drive(labeler.set_support(changed)), labeler.relabel()))  # noqa: B023
+        labeler.transductive = False
+        scoring_ms = best_ms(labeler.relabel)
+        results[name] = (relabel_ms, both_ms, scoring_ms)
+        print(
+            f"relabel {count} cached embeddings, {name} points: relabel() {relabel_ms:.1f} ms "
+            f"(of which scoring {scoring_ms:.1f} ms, transductive refinement the rest), "
+            f"set_support + relabel {both_ms:.1f} ms (best of 7)"
+        )
     print(f"load after:  {load()}")
+    for labeler in labelers.values():
+        labeler.transductive = False
+    fast, exact = labelers["bfloat16"].relabel(), labelers["float32"].relabel()
+    score_bound, _ = labelers["bfloat16"].model.bfloat16_error(rows.shape[1])
     print(
-        f"relabel {count} cached embeddings: relabel() {relabel_ms:.1f} ms, set_support + "
-        f"relabel {both_ms:.1f} ms, relabel() without the transductive refinement "
-        f"{scoring_ms:.1f} ms | one-piece scoring as before {reference_ms:.1f} ms "
-        f"(best of 7) | same nearest class {same}/{count}, max confidence difference "
-        f"{differ:.1e}"
+        f"bfloat16 vs float32: same label {int((fast.label == exact.label).sum())}/{count}, "
+        f"same runner-up {int((fast.runner_up == exact.runner_up).sum())}/{count}, "
+        f"max confidence difference {np.abs(fast.confidence - exact.confidence).max():.1e}, "
+        f"unknown {int((exact.label == -1).sum())}; relabel() x"
+        f"{results['float32'][0] / results['bfloat16'][0]:.2f} faster "
+        f"(score bound {score_bound:.3f})"
     )
 
 

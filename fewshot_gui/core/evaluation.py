@@ -115,7 +115,7 @@ def evaluate_features(
             with torch.no_grad():
                 model.fit_support_features(support, support_labels)
                 if transductive:
-                    model.refine(query)
+                    model.refine(model.points(query))
                 predicted = model.forward_features(query).argmax(1)
             accuracies.append((predicted == query_labels).float().mean().item())
             if (i + 1) % 25 == 0 or i + 1 == episodes:

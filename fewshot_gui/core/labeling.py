@@ -23,6 +23,7 @@ from .engines import choose_engine
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
+from .point_store import PointStore, bfloat16_pays
 from .predictions import (
     ERROR_INDEX,
     UNKNOWN_INDEX,
@@ -61,7 +62,7 @@ def _one_thread() -> Iterator[None]:
 
 
 REFINE_SAMPLE = 8192
-PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
+PREDICT_CHUNK = 4096  # rows scored at once: their scores stay in the processor's cache
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,9 @@ class Labeler:
     Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
     set or threshold re-labels everything embedded so far without reading a file again.
     The encoder runs on `engine` (see `engines.choose_engine`: `auto` takes the fastest
-    measured); the rest of the model stays in torch on `device`.
+    measured); the rest of the model stays in torch on `device`. `bfloat16` scores from
+    bfloat16 copies of the stored points (same labels, see `_predict`); None decides by
+    measurement.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Labeler:
         decode_threads: int = 2,
         engine: str = "auto",
         transductive: bool = True,
+        bfloat16: bool | None = None,
     ) -> None:
         self.loaded = loaded
         self.transductive = transductive
@@ -119,9 +123,14 @@ class Labeler:
         self._memory: dict[FileKey, np.ndarray] = {}
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
-        self._features = np.zeros((0,), np.float32)  # (capacity, ...) rows; failed files zeros
         self._errors: list[str] = []
-        self._matrix: torch.Tensor | None = None
+        # Scoring from bfloat16 points needs a model that bounds their error; where it is
+        # not said, it is used on a CPU that runs bfloat16 faster than float32.
+        bounded = self.model.bfloat16_error(1) is not None
+        if bfloat16 is None:
+            bfloat16 = self.device.type == "cpu" and bfloat16_pays(self.spec.feature_dim)
+        self._points = PointStore(compact=bounded and bfloat16)
+        self._on_device: torch.Tensor | None = None
         self._class_names: tuple[str, ...] = ()
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
@@ -253,20 +262,25 @@ class Labeler:
             rows = np.sort(np.random.default_rng(0).choice(rows, REFINE_SAMPLE, replace=False))
         assert self._support_features is not None
         self.model.fit_support_features(*self._support_features)
-        refine(self._feature_matrix()[torch.from_numpy(rows).to(self.device)], self.threshold)
+        points = self._points.small()
+        if points is None:
+            points = self._exact_points()
+        refine(points[torch.from_numpy(rows).to(points.device)], self.threshold)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""
         self._rows.clear()
         self._paths.clear()
-        self._features = np.zeros((0,), np.float32)
+        self._points.clear()
         self._errors.clear()
-        self._matrix = None
+        self._on_device = None
 
     # --- internals -----------------------------------------------------------------------
 
+    @torch.no_grad()
     def _store(self, batch: _Embedded) -> list[int]:
-        rows = []
+        """Keep each file's points (what scoring needs of it under any support set)."""
+        rows, embedded, vectors = [], [], []
         for path, vector, error in zip(batch.paths, batch.vectors, batch.errors, strict=True):
             row = self._rows.get(path)
             if row is None:
@@ -275,39 +289,36 @@ class Labeler:
                 self._errors.append(error)
             else:
                 self._errors[row] = error
-            self._put_row(row, vector)
             rows.append(row)
-        self._matrix = None
+            if vector is not None:
+                embedded.append(row)
+                vectors.append(vector)
+        kept = set(embedded)
+        self._points.put([row for row in rows if row not in kept], None)
+        if vectors:
+            features = torch.from_numpy(np.stack(vectors)).to(self.device)
+            self._points.put(embedded, self.model.points(features))
+        self._on_device = None
         return rows
 
-    def _put_row(self, row: int, vector: np.ndarray | None) -> None:
-        """Write one row of the feature matrix, which doubles as it fills; None writes zeros."""
-        features = self._features
-        if vector is not None and features.shape[1:] != vector.shape:
-            features = np.zeros((0, *vector.shape), np.float32)  # rows so far all failed
-        if row >= len(features):
-            grown = np.zeros((max(2 * len(features), row + 1, 64), *features.shape[1:]), np.float32)
-            grown[: len(features)] = features
-            features = grown
-        features[row] = 0.0 if vector is None else vector
-        self._features = features
-
-    def _feature_matrix(self) -> torch.Tensor:
-        """All stored rows as one (n_files, ...) tensor on the device; a view on the CPU."""
-        n = len(self._paths)
-        rows = torch.from_numpy(self._features[:n])
+    def _exact_points(self) -> torch.Tensor:
+        """Every file's float32 points on the device: a view on the CPU, else a cached copy."""
+        points = self._points.exact()
         if self.device.type == "cpu":
-            return rows
-        if self._matrix is None or len(self._matrix) != n:
-            self._matrix = rows.to(self.device)
-        return self._matrix
+            return points
+        if self._on_device is None or len(self._on_device) != len(points):
+            self._on_device = points.to(self.device)
+        return self._on_device
 
     @torch.no_grad()
     def _predict(self, rows: Sequence[int]) -> Labels:
         """Score stored rows chunk by chunk; thresholds and names are applied column-wise.
 
-        Chunks keep each one's features in the processor's cache between the method's
-        steps, which keeps re-labeling 100,000 files to about one pass over their features.
+        Re-labeling is one pass over the stored points. With bfloat16 points that pass reads
+        half the bytes; the model bounds how far their scores and novelty can be from float32
+        ones, and rows whose label or unknown-decision lies within that bound are rescored in
+        float32, so every label is the float32 one. Confidences keep the bfloat16 rounding
+        (at most the score bound in logits; typically a hundredth of it).
         """
         n = len(rows)
         everything = isinstance(rows, range) and rows == range(len(self._paths))
@@ -318,18 +329,27 @@ class Labeler:
         runner_up = np.full(n, ERROR_INDEX, np.int64)
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
         if n:
-            matrix = self._feature_matrix()
+            exact, compact = self._exact_points(), self._points.small()
             index = None if everything else torch.tensor(list(rows), device=self.device)
             k = min(2, len(self._class_names))
             values, indices = np.zeros((n, k), np.float32), np.zeros((n, k), np.int64)
-            small = self.device.type == "cpu" and n <= PREDICT_CHUNK
-            with _one_thread() if small else contextlib.nullcontext():
+            threshold = self.threshold
+            few = self.device.type == "cpu" and n <= PREDICT_CHUNK
+            with _one_thread() if few else contextlib.nullcontext():
                 for start in range(0, n, PREDICT_CHUNK):
-                    stop = min(start + PREDICT_CHUNK, n)
-                    part = matrix[start:stop] if index is None else matrix[index[start:stop]]
-                    scores, far = self.model.score_features(part)
-                    top = torch.softmax(scores.float(), dim=1).topk(k, dim=1)
-                    values[start:stop] = top.values.cpu().numpy()
+                    part = (
+                        slice(start, min(start + PREDICT_CHUNK, n))
+                        if index is None
+                        else index[start : start + PREDICT_CHUNK]
+                    )
+                    if compact is None:
+                        scores, far = self.model.score_points(exact[part])
+                    else:
+                        scores, far = self._score_compact(exact[part], compact[part], threshold)
+                    top = scores.float().topk(k, dim=1)
+                    probabilities = (top.values - scores.float().logsumexp(1, keepdim=True)).exp()
+                    stop = start + len(scores)
+                    values[start:stop] = probabilities.cpu().numpy()
                     indices[start:stop] = top.indices.cpu().numpy()
                     novelty[start:stop] = far.float().cpu().numpy()
             ok = np.fromiter((not e for e in errors), bool, n)
@@ -339,7 +359,6 @@ class Labeler:
             if k > 1:
                 runner_up = np.where(ok, indices[:, 1], ERROR_INDEX)
                 runner_up_confidence = np.where(ok, values[:, 1], 0.0).astype(np.float32)
-            threshold = self.threshold
             if threshold is not None:
                 label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
         return Labels(
@@ -353,6 +372,27 @@ class Labeler:
             novelty=novelty,
             errors=errors,
         )
+
+    def _score_compact(
+        self, exact: torch.Tensor, compact: torch.Tensor, threshold: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores and novelty from bfloat16 points, rescored in float32 wherever the rounding
+        could decide the nearest class or which side of the threshold a file falls."""
+        bounds = self.model.bfloat16_error(compact.shape[1])
+        assert bounds is not None
+        score_bound, novelty_bound = bounds
+        scores, far = self.model.score_points(compact)
+        if scores.shape[1] > 1:
+            top = scores.topk(2, dim=1).values
+            doubt = top[:, 0] - top[:, 1] <= 2 * score_bound
+        else:
+            doubt = torch.zeros(len(scores), dtype=torch.bool)
+        if threshold is not None:
+            doubt |= (far - threshold).abs() <= novelty_bound
+        if bool(doubt.any()):
+            rows = doubt.nonzero().squeeze(1)
+            scores[rows], far[rows] = self.model.score_points(exact[rows])
+        return scores, far
 
     def _embed(
         self, paths: Sequence[Path], cancel: Callable[[], bool] | None

@@ -1,17 +1,20 @@
 """The labeling engine on real files: accuracy, unknown, bad input, caching and re-labeling."""
 
+import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from fewshot_gui.core.checkpoint import load_model
+from fewshot_gui.core.checkpoint import load_model, save_model
 from fewshot_gui.core.errors import ConfigError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken, drive
-from fewshot_gui.core.labeling import UNKNOWN, Labeler, LabelProgress, SupportSet
+from fewshot_gui.core.labeling import UNKNOWN, Labeler, LabelProgress, SupportSet, _Embedded
 from tests.conftest import LabelingTask
 
 
@@ -184,3 +187,46 @@ def test_support_from_folder_takes_one_class_per_subfolder(labeling_task: Labeli
     support = SupportSet.from_folder(root)
     assert support.names == tuple(sorted(labeling_task.support))
     assert list(support.classes[0].examples) == list(iter_image_files(root / support.names[0]))
+
+
+def cosine_copy(model_dir: Path, out: Path) -> Path:
+    """The same trained Conv-4, scoring by cosine to its prototypes."""
+    loaded = load_model(model_dir)
+    loaded.model.metric = "cosine"
+    config = dataclasses.replace(loaded.config, metric="cosine")
+    return save_model(out, loaded.model, config, {"name": "glyph-cosine"})
+
+
+def test_bfloat16_scoring_gives_exactly_the_float32_labels(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    model = cosine_copy(glyph_model, tmp_path / "cosine")
+    support = SupportSet.from_mapping(labeling_task.support)
+    paths = sorted(labeling_task.truth)
+    fast, exact = (Labeler(load_model(model), bfloat16=b) for b in (True, False))
+    for labeler in (fast, exact):
+        drive(labeler.set_support(support))
+        drive(labeler.label(paths))
+    # Near-ties on purpose: points halfway between two classes, give or take a rounding.
+    prototypes = fast.model.prototypes
+    assert prototypes is not None
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, len(prototypes), (2000, 2))
+    halfway = F.normalize(prototypes[pairs[:, 0]], dim=1) + F.normalize(
+        prototypes[pairs[:, 1]], dim=1
+    )
+    ties = (halfway + 1e-3 * torch.randn_like(halfway)).clamp_min(0).numpy()
+    fake = [tmp_path / f"tie{i}.png" for i in range(len(ties))]
+    for labeler in (fast, exact):
+        labeler._store(_Embedded(fake, list(ties), [""] * len(fake)))
+        labeler.transductive = False
+
+    fast_labels, exact_labels = fast.relabel(), exact.relabel()
+    assert np.array_equal(fast_labels.nearest, exact_labels.nearest)
+    assert np.array_equal(fast_labels.label, exact_labels.label)
+    score_bound, _ = fast.model.bfloat16_error(ties.shape[1])
+    assert np.abs(fast_labels.confidence - exact_labels.confidence).max() <= score_bound
+    # Without rescoring the doubtful rows, bfloat16 alone would have named other classes.
+    with torch.no_grad():
+        rounded, _ = fast.model.score_points(fast._points.small())
+    assert (rounded.argmax(1).numpy() != exact_labels.nearest).any()

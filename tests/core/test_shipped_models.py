@@ -57,3 +57,18 @@ def test_photo_models_label_the_demo_photos(name: str) -> None:
     assert right == len(known)
     labeled_right = sum(predictions[n].label == truth[n] for n in known)
     assert labeled_right >= len(known) - 2  # at most two are held back as unknown
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("omniglot-")])
+def test_handwriting_models_label_the_demo_symbols(name: str) -> None:
+    symbols = resources_dir() / "symbols"
+    truth = dict(
+        line.removeprefix("unlabeled/").split(" <- ")
+        for line in (symbols / "TRUTH.txt").read_text().splitlines()
+    )
+    labeler = Labeler(load_model(name))
+    drive(labeler.set_support(SupportSet.from_folder(symbols / "examples")))
+    drive(labeler.label(sorted((symbols / "unlabeled").iterdir())))
+    predictions = {p.path.name: p for p in labeler.relabel()}
+    known = [n for n, label in truth.items() if label != "unknown"]
+    assert len(known) == 20 and sum(predictions[n].nearest == truth[n] for n in known) == 20

@@ -43,7 +43,21 @@ class FewShotClassifier(nn.Module, ABC):
 
     def score_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (n_query, n_way) and novelty (n_query,) together, sharing work where it can."""
-        return self.forward_features(features), self.novelty(features)
+        return self.score_points(self.points(features))
+
+    def points(self, features: torch.Tensor) -> torch.Tensor:
+        """The rest of scoring that no support set changes: what a labeler keeps per image,
+        so that a new support set costs one pass over them. By default the features."""
+        return features
+
+    def score_points(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`score_features` on `points(features)`."""
+        return self.forward_features(points), self.novelty(points)
+
+    def bfloat16_error(self, dim: int) -> tuple[float, float] | None:
+        """The most by which scores and novelty from bfloat16 points of `dim` numbers can
+        differ from float32 ones, or None where there is no such bound."""
+        return None
 
     @abstractmethod
     def novelty(self, features: torch.Tensor) -> torch.Tensor:

@@ -46,14 +46,14 @@ class ProtoNet(FewShotClassifier):
 
     def fit_support_features(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         n_way = check_support_labels(labels, features.shape[0])
-        self._support = (self._metric_space(features), labels)
+        self._support = (self.points(features), labels)
         self.prototypes = class_means(self._support[0], labels, n_way)
 
     @torch.no_grad()
     def refine(
-        self, unlabeled: torch.Tensor, clutter_novelty: float | None = None, steps: int = 3
+        self, points: torch.Tensor, clutter_novelty: float | None = None, steps: int = 3
     ) -> None:
-        """Transductive soft k-means (Ren et al. 2018) over unlabeled features (n, ...).
+        """Transductive soft k-means (Ren et al. 2018) over unlabeled `points(features)`.
 
         Each step moves every prototype to the mean of its support examples and of the
         unlabeled features weighted by how much they belong to it (softmax of the scores).
@@ -67,16 +67,16 @@ class ProtoNet(FewShotClassifier):
         n_way = int(labels.max()) + 1
         support_sums = torch.zeros_like(self.prototypes).index_add(0, labels, support)
         support_counts = torch.bincount(labels, minlength=n_way).to(support.dtype)
-        points = self._metric_space(unlabeled)
         self.prototypes = support_sums / support_counts.unsqueeze(1)
         for _ in range(steps):
-            scores, _ = self.score_features(unlabeled)
+            scores, _ = self.score_points(points)
             if clutter_novelty is not None:
                 clutter = self._score_of_distance(torch.tensor(clutter_novelty))
                 scores = torch.cat([scores, clutter.expand(len(scores), 1)], dim=1)
             weights = torch.softmax(scores, dim=1)[:, :n_way]
             totals = support_counts + weights.sum(0)
-            self.prototypes = (support_sums + weights.T @ points) / totals.unsqueeze(1)
+            pulled = (weights.T.to(points.dtype) @ points).float()
+            self.prototypes = (support_sums + pulled) / totals.unsqueeze(1)
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.score_features(features)[0]
@@ -85,24 +85,39 @@ class ProtoNet(FewShotClassifier):
         """Distance to the nearest prototype: squared Euclidean, or 1 - cosine."""
         return self._distances(features).min(1).values
 
-    def score_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        distances = self._distances(features)
+    def score_points(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        distances = self._point_distances(points)
         return self._score_of_distance(distances), distances.min(1).values
+
+    def bfloat16_error(self, dim: int) -> tuple[float, float] | None:
+        """For cosine: points and prototype directions are unit vectors, each number rounded
+        to bfloat16 by at most 2^-9 of itself, products summed in float32 and the result
+        rounded to bfloat16 again. Their cosine is then off by at most
+        2 * 2^-9 + 2^-18 (the inputs) + dim * 2^-24 (float32 sums) + 2^-9 (the output),
+        which 3 * 2^-9 + dim * 2^-23 covers with room; Euclidean distances have no such bound."""
+        if self.metric != "cosine":
+            return None
+        cosine = 3 * 2**-9 + dim * 2**-23
+        return float(self.log_scale.detach().exp()) * cosine, cosine
 
     def _score_of_distance(self, distances: torch.Tensor) -> torch.Tensor:
         if self.metric == "euclidean":
             return -distances
         return self.log_scale.exp() * (1 - distances)
 
-    def _metric_space(self, features: torch.Tensor) -> torch.Tensor:
+    def points(self, features: torch.Tensor) -> torch.Tensor:
         """Where prototypes are class means: the features, or their unit directions."""
         features = features.flatten(1)
         return F.normalize(features, dim=1) if self.metric == "cosine" else features
 
     def _distances(self, features: torch.Tensor) -> torch.Tensor:
+        return self._point_distances(self.points(features))
+
+    def _point_distances(self, points: torch.Tensor) -> torch.Tensor:
+        """Distances (n, n_way) in float32; cosine ones also from bfloat16 points."""
         if self.prototypes is None:
             raise ConfigError("call fit_support before scoring queries")
-        points = self._metric_space(features)
         if self.metric == "euclidean":
             return squared_euclidean(points, self.prototypes)
-        return 1.0 - points @ F.normalize(self.prototypes, dim=1).T
+        directions = F.normalize(self.prototypes, dim=1).to(points.dtype)
+        return 1.0 - (points @ directions.T).float()
