@@ -164,11 +164,13 @@ def run_label(args: argparse.Namespace) -> int:
 
     with interrupt_cancels(token.cancel):
         summary = drive_with(labeler.label(todo, token), {LabelProgress: on_progress})
-    for prediction in labeler.relabel():  # the final, transductive word on this run's files
+    final = labeler.relabel()  # the final, transductive word on this run's files
+    for prediction in final:
         rows[str(prediction.path)] = prediction.manifest_row()
     write_manifest(rows.values(), args.out, meta=meta)
+    labeled, unknown, unreadable = final.counts()
     say(
-        f"{summary.labeled} labeled, {summary.unknown} unknown, {summary.errors} unreadable "
+        f"{labeled} labeled, {unknown} unknown, {unreadable} unreadable "
         f"in {summary.seconds:.1f}s; manifest {args.out}"
     )
     if summary.cancelled:

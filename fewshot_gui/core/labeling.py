@@ -217,14 +217,13 @@ class Labeler:
         if not self._class_names:
             raise ConfigError("set a support set with at least one class before labeling")
         started = time.perf_counter()
-        done = labeled = unknown = failed = 0
+        done = 0
+        tally = np.zeros(3, np.int64)  # labeled, unknown, unreadable
         for batch in self._embed(paths, cancel):
             rows = self._store(batch)
             predictions = self._predict(rows)
             done += len(rows)
-            failed += int((predictions.label == ERROR_INDEX).sum())
-            unknown += int((predictions.label == UNKNOWN_INDEX).sum())
-            labeled += int((predictions.label >= 0).sum())
+            tally += predictions.counts()
             elapsed = time.perf_counter() - started
             rate = done / elapsed if elapsed > 0 else 0.0
             yield LabelProgress(
@@ -236,9 +235,9 @@ class Labeler:
             )
         return LabelSummary(
             total=len(paths),
-            labeled=labeled,
-            unknown=unknown,
-            errors=failed,
+            labeled=int(tally[0]),
+            unknown=int(tally[1]),
+            errors=int(tally[2]),
             seconds=time.perf_counter() - started,
             cancelled=done < len(paths),
         )

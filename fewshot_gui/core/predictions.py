@@ -84,6 +84,15 @@ class Labels:
     def __iter__(self) -> Iterator[Prediction]:
         return (self[i] for i in range(len(self)))
 
+    def counts(self) -> tuple[int, int, int]:
+        """How many are labeled with a class, `unknown`, and unreadable."""
+        label = self.label
+        return (
+            int((label >= 0).sum()),
+            int((label == UNKNOWN_INDEX).sum()),
+            int((label == ERROR_INDEX).sum()),
+        )
+
     def name(self, index: int) -> str:
         if index == UNKNOWN_INDEX:
             return UNKNOWN

@@ -137,7 +137,10 @@ def test_models_lists_installed_models(
 
 
 def test_label_writes_the_manifest_contract(
-    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+    glyph_model: Path,
+    labeling_task: LabelingTask,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     (labeling_task.images / ".hidden.png").write_bytes(b"junk")
     (labeling_task.images / "notes.txt").write_text("not an image")
@@ -167,6 +170,9 @@ def test_label_writes_the_manifest_contract(
     assert len(good) == len(labeling_task.truth)
     correct = sum(r["label"] == labeling_task.truth[Path(r["path"])] for r in good)
     assert correct >= 0.9 * len(good)
+    unknown = sum(r["label"] == "unknown" for r in good)
+    summary = f"{len(good) - unknown} labeled, {unknown} unknown, 1 unreadable"
+    assert summary in capsys.readouterr().err  # the summary tells what the manifest holds
 
 
 def test_label_then_export_move_and_undo_restores_every_byte(
