@@ -23,7 +23,7 @@ from .engines import choose_engine
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
-from .point_store import PointStore, bfloat16_pays
+from .point_store import PointStore, onednn_pays
 from .predictions import (
     ERROR_INDEX,
     UNKNOWN_INDEX,
@@ -61,8 +61,8 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-REFINE_SAMPLE = 8192
-PREDICT_CHUNK = 4096  # rows scored at once: their scores stay in the processor's cache
+REFINE_SAMPLE = 4096
+PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,8 @@ class Labeler:
     Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
     set or threshold re-labels everything embedded so far without reading a file again.
     The encoder runs on `engine` (see `engines.choose_engine`: `auto` takes the fastest
-    measured); the rest of the model stays in torch on `device`. `bfloat16` scores from
-    bfloat16 copies of the stored points (same labels, see `_predict`); None decides by
-    measurement.
+    measured); the rest of the model stays in torch on `device`. `onednn` re-labels through
+    oneDNN copies of the stored points (see `PointStore`); None decides by measurement.
     """
 
     def __init__(
@@ -95,7 +94,7 @@ class Labeler:
         decode_threads: int = 2,
         engine: str = "auto",
         transductive: bool = True,
-        bfloat16: bool | None = None,
+        onednn: bool | None = None,
     ) -> None:
         self.loaded = loaded
         self.transductive = transductive
@@ -124,12 +123,11 @@ class Labeler:
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
         self._errors: list[str] = []
-        # Scoring from bfloat16 points needs a model that bounds their error; where it is
-        # not said, it is used on a CPU that runs bfloat16 faster than float32.
-        bounded = self.model.bfloat16_error(1) is not None
-        if bfloat16 is None:
-            bfloat16 = self.device.type == "cpu" and bfloat16_pays(self.spec.feature_dim)
-        self._points = PointStore(compact=bounded and bfloat16)
+        if onednn is None:
+            onednn = self.device.type == "cpu" and onednn_pays(self.spec.feature_dim)
+        self._points = PointStore(onednn=onednn and self.device.type == "cpu")
+        self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
+        self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
         self._on_device: torch.Tensor | None = None
         self._class_names: tuple[str, ...] = ()
         self._unknown: str | float = "auto"
@@ -254,17 +252,19 @@ class Labeler:
     def _refine(self) -> None:
         """Soft k-means over (a sample of) the labeled files; see ProtoNet.refine."""
         refine = getattr(self.model, "refine", None)
-        rows = np.flatnonzero([not error for error in self._errors])
-        if not self.transductive or refine is None or not self._class_names or not len(rows):
+        if refine is None or self._support_features is None:
             return
-        if len(rows) > REFINE_SAMPLE:  # prototypes need a sample, not 100,000 points
-            rows = np.sort(np.random.default_rng(0).choice(rows, REFINE_SAMPLE, replace=False))
-        assert self._support_features is not None
-        self.model.fit_support_features(*self._support_features)
-        points = self._points.small()
-        if points is None:
+        self.model.fit_support_features(*self._support_features)  # undoes an earlier refine
+        if not self.transductive:
+            return
+        if self._sample is None:
+            rows = np.flatnonzero(self._ok[: len(self._paths)])
+            if len(rows) > REFINE_SAMPLE:  # prototypes need a sample, not 100,000 points
+                rows = np.sort(np.random.default_rng(0).choice(rows, REFINE_SAMPLE, replace=False))
             points = self._exact_points()
-        refine(points[torch.from_numpy(rows).to(points.device)], self.threshold)
+            self._sample = points[torch.from_numpy(rows).to(points.device)]
+        if len(self._sample):
+            refine(self._sample, self.threshold)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""
@@ -272,7 +272,8 @@ class Labeler:
         self._paths.clear()
         self._points.clear()
         self._errors.clear()
-        self._on_device = None
+        self._ok = np.zeros(0, bool)
+        self._on_device = self._sample = None
 
     # --- internals -----------------------------------------------------------------------
 
@@ -297,7 +298,10 @@ class Labeler:
         if vectors:
             features = torch.from_numpy(np.stack(vectors)).to(self.device)
             self._points.put(embedded, self.model.points(features))
-        self._on_device = None
+        if len(self._ok) < len(self._paths):
+            self._ok = np.concatenate([self._ok, np.zeros(len(self._ok) + len(rows), bool)])
+        self._ok[rows] = [not self._errors[row] for row in rows]
+        self._on_device = self._sample = None
         return rows
 
     def _exact_points(self) -> torch.Tensor:
@@ -311,14 +315,7 @@ class Labeler:
 
     @torch.no_grad()
     def _predict(self, rows: Sequence[int]) -> Labels:
-        """Score stored rows chunk by chunk; thresholds and names are applied column-wise.
-
-        Re-labeling is one pass over the stored points. With bfloat16 points that pass reads
-        half the bytes; the model bounds how far their scores and novelty can be from float32
-        ones, and rows whose label or unknown-decision lies within that bound are rescored in
-        float32, so every label is the float32 one. Confidences keep the bfloat16 rounding
-        (at most the score bound in logits; typically a hundredth of it).
-        """
+        """Score stored rows; thresholds and names are applied column-wise."""
         n = len(rows)
         everything = isinstance(rows, range) and rows == range(len(self._paths))
         paths = list(self._paths) if everything else [self._paths[row] for row in rows]
@@ -328,36 +325,20 @@ class Labeler:
         runner_up = np.full(n, ERROR_INDEX, np.int64)
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
         if n:
-            exact, compact = self._exact_points(), self._points.small()
-            index = None if everything else torch.tensor(list(rows), device=self.device)
+            scores, far = self._scores(rows, everything)
             k = min(2, len(self._class_names))
-            values, indices = np.zeros((n, k), np.float32), np.zeros((n, k), np.int64)
-            threshold = self.threshold
-            few = self.device.type == "cpu" and n <= PREDICT_CHUNK
-            with _one_thread() if few else contextlib.nullcontext():
-                for start in range(0, n, PREDICT_CHUNK):
-                    part = (
-                        slice(start, min(start + PREDICT_CHUNK, n))
-                        if index is None
-                        else index[start : start + PREDICT_CHUNK]
-                    )
-                    if compact is None:
-                        scores, far = self.model.score_points(exact[part])
-                    else:
-                        scores, far = self._score_compact(exact[part], compact[part], threshold)
-                    top = scores.float().topk(k, dim=1)
-                    probabilities = (top.values - scores.float().logsumexp(1, keepdim=True)).exp()
-                    stop = start + len(scores)
-                    values[start:stop] = probabilities.cpu().numpy()
-                    indices[start:stop] = top.indices.cpu().numpy()
-                    novelty[start:stop] = far.float().cpu().numpy()
-            ok = np.fromiter((not e for e in errors), bool, n)
+            top = scores.topk(k, dim=1)
+            values = (top.values - scores.logsumexp(1, keepdim=True)).exp().cpu().numpy()
+            indices = top.indices.cpu().numpy()
+            novelty = far.float().cpu().numpy()
+            ok = self._ok[:n] if everything else self._ok[np.asarray(rows)]
             nearest = indices[:, 0]
             label = np.where(ok, nearest, ERROR_INDEX)
             confidence = np.where(ok, values[:, 0], 0.0).astype(np.float32)
             if k > 1:
                 runner_up = np.where(ok, indices[:, 1], ERROR_INDEX)
                 runner_up_confidence = np.where(ok, values[:, 1], 0.0).astype(np.float32)
+            threshold = self.threshold
             if threshold is not None:
                 label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
         return Labels(
@@ -372,26 +353,29 @@ class Labeler:
             errors=errors,
         )
 
-    def _score_compact(
-        self, exact: torch.Tensor, compact: torch.Tensor, threshold: float | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores and novelty from bfloat16 points, rescored in float32 wherever the rounding
-        could decide the nearest class or which side of the threshold a file falls."""
-        bounds = self.model.bfloat16_error(compact.shape[1])
-        assert bounds is not None
-        score_bound, novelty_bound = bounds
-        scores, far = self.model.score_points(compact)
-        if scores.shape[1] > 1:
-            top = scores.topk(2, dim=1).values
-            doubt = top[:, 0] - top[:, 1] <= 2 * score_bound
-        else:
-            doubt = torch.zeros(len(scores), dtype=torch.bool)
-        if threshold is not None:
-            doubt |= (far - threshold).abs() <= novelty_bound
-        if bool(doubt.any()):
-            rows = doubt.nonzero().squeeze(1)
-            scores[rows], far[rows] = self.model.score_points(exact[rows])
-        return scores, far
+    def _scores(self, rows: Sequence[int], everything: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (n, n_way) and novelty (n,) of stored rows, in float32.
+
+        Every file at once, for a model that scores through products with a few directions,
+        is one pass over the points (`PointStore.times`). Otherwise rows go in chunks that
+        keep each one's features in the processor's cache between the method's steps.
+        """
+        directions = self.model.scoring_directions()
+        if everything and directions is not None and self.device.type == "cpu":
+            return self.model.score_products(self._points.times(directions))
+        points = self._exact_points()
+        n = len(rows)
+        index = None if everything else torch.tensor(list(rows), device=self.device)
+        scores, far = [], []
+        few = self.device.type == "cpu" and n <= PREDICT_CHUNK
+        with _one_thread() if few else contextlib.nullcontext():
+            for start in range(0, n, PREDICT_CHUNK):
+                stop = min(start + PREDICT_CHUNK, n)
+                part = points[start:stop] if index is None else points[index[start:stop]]
+                chunk_scores, chunk_far = self.model.score_points(part)
+                scores.append(chunk_scores.float())
+                far.append(chunk_far.float())
+        return torch.cat(scores), torch.cat(far)
 
     def _embed(
         self, paths: Sequence[Path], cancel: Callable[[], bool] | None

@@ -6,20 +6,24 @@ import time
 
 import torch
 
+BLOCK = 8192  # rows per oneDNN copy: a changed row re-copies only its block
+
 
 class PointStore:
     """Rows of `model.points(features)`, float32, zeros for files that failed; grows by doubling.
 
-    With `compact`, a bfloat16 copy of every row as well: half the bytes to read, and on
-    processors with bfloat16 instructions a several times faster pass; whoever scores from
-    it rescores in float32 the rows its rounding could change (see `Labeler._predict`).
+    `times(matrix)` multiplies every row by a small matrix: the one pass re-labeling makes.
+    With `onednn`, it reads oneDNN copies of the rows, made block by block as rows come and
+    kept until a row of the block changes. For a handful of columns oneDNN runs this near
+    memory speed where the default BLAS may not (on AMD processors MKL takes a slow path,
+    twice as slow here); the copies double the memory the rows take.
     """
 
-    def __init__(self, compact: bool = False) -> None:
-        self.compact = compact
+    def __init__(self, onednn: bool = False) -> None:
+        self.onednn = onednn
         self._exact = torch.zeros(0)
-        self._small = torch.zeros(0, dtype=torch.bfloat16)
         self._rows = 0
+        self._blocks: list[torch.Tensor | None] = []
 
     def __len__(self) -> int:
         return self._rows
@@ -33,50 +37,66 @@ class PointStore:
         needed = max(rows) + 1
         if needed > len(self._exact):
             self._resize(max(2 * len(self._exact), needed, 64), self._exact.shape[1:])
-        index = torch.tensor(rows)
-        self._exact[index] = 0.0 if points is None else points.float().cpu()
-        if self.compact:
-            self._small[index] = 0.0 if points is None else points.to(torch.bfloat16).cpu()
+        self._exact[torch.tensor(rows)] = 0.0 if points is None else points.float().cpu()
         self._rows = max(self._rows, needed)
+        for block in {row // BLOCK for row in rows}:
+            if block < len(self._blocks):
+                self._blocks[block] = None
 
     def exact(self) -> torch.Tensor:
         """All rows, float32: a view, valid until the next `put`."""
         return self._exact[: self._rows]
 
-    def small(self) -> torch.Tensor | None:
-        """All rows in bfloat16 (a view), or None without `compact`."""
-        return self._small[: self._rows] if self.compact else None
+    def times(self, matrix: torch.Tensor) -> torch.Tensor:
+        """All rows times `matrix` (k, D) transposed -> (rows, k), float32."""
+        rows = self.exact().flatten(1)
+        if not self.onednn or not len(rows):
+            return rows @ matrix.T
+        weight = matrix.float().contiguous().to_mkldnn()
+        parts = []
+        for start in range(0, len(rows), BLOCK):
+            stop = min(start + BLOCK, len(rows))
+            block = start // BLOCK
+            self._blocks.extend([None] * (block + 1 - len(self._blocks)))
+            copy = self._blocks[block]
+            if copy is None or copy.shape[0] != stop - start:
+                copy = self._blocks[block] = rows[start:stop].contiguous().to_mkldnn()
+            parts.append(torch._C._nn.mkldnn_linear(copy, weight, None).to_dense())
+        return torch.cat(parts)
 
     def clear(self) -> None:
         self._exact = torch.zeros(0)
-        self._small = torch.zeros(0, dtype=torch.bfloat16)
         self._rows = 0
+        self._blocks = []
 
     def _resize(self, capacity: int, shape: torch.Size) -> None:
         """New buffers; rows so far are kept if their shape stays (else they were all zeros)."""
-        keep = min(self._rows, capacity, len(self._exact)) if self._exact.shape[1:] == shape else 0
+        same = self._exact.shape[1:] == shape
+        keep = min(self._rows, capacity, len(self._exact)) if same else 0
         exact = torch.zeros(capacity, *shape)
-        small = torch.zeros(capacity if self.compact else 0, *shape, dtype=torch.bfloat16)
         if keep:
             exact[:keep] = self._exact[:keep]
-            if self.compact:
-                small[:keep] = self._small[:keep]
-        self._exact, self._small = exact, small
+        self._exact = exact
+        if not same:
+            self._blocks = []
 
 
-def bfloat16_pays(dim: int, classes: int = 8, rows: int = 8192) -> bool:
-    """Whether scoring bfloat16 rows beats float32 here: on processors without bfloat16
-    instructions it is emulated and slower. Timed, best of three, in a few milliseconds."""
-    points = torch.rand(rows, dim)
-    directions = torch.rand(classes, dim)
+def onednn_pays(dim: int, columns: int = 8, rows: int = BLOCK) -> bool:
+    """Whether oneDNN multiplies rows by a few columns faster than torch's default here.
+    Timed on a block of random rows, best of three, in a few milliseconds."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    points, matrix = torch.rand(rows, dim), torch.rand(columns, dim)
+    copy, weight = points.to_mkldnn(), matrix.to_mkldnn()
 
-    def best(a: torch.Tensor, b: torch.Tensor) -> float:
+    def best(job: object) -> float:
         times = []
         for _ in range(3):
             started = time.perf_counter()
-            a @ b.T
+            job()  # type: ignore[operator]
             times.append(time.perf_counter() - started)
         return min(times)
 
     with torch.no_grad():
-        return best(points.bfloat16(), directions.bfloat16()) < 0.8 * best(points, directions)
+        onednn = best(lambda: torch._C._nn.mkldnn_linear(copy, weight, None).to_dense())
+        return onednn < 0.8 * best(lambda: points @ matrix.T)

@@ -1,12 +1,14 @@
 """The labeler's per-file points: rows written in any order, failures as zeros, growth."""
 
+import pytest
 import torch
 
-from fewshot_gui.core.point_store import PointStore
+from fewshot_gui.core.point_store import BLOCK, PointStore
 
 
-def test_rows_keep_their_points_through_failures_and_growth() -> None:
-    store = PointStore(compact=True)
+@pytest.mark.parametrize("onednn", [False, True])
+def test_rows_keep_their_points_through_failures_and_growth(onednn: bool) -> None:
+    store = PointStore(onednn=onednn)
     store.put([0, 1], None)  # the first files failed: their shape is not known yet
     first = torch.rand(3, 5)
     store.put([2, 3, 4], first)
@@ -17,14 +19,18 @@ def test_rows_keep_their_points_through_failures_and_growth() -> None:
     exact = store.exact()
     assert torch.equal(exact[0], torch.zeros(5)) and torch.equal(exact[1], torch.full((5,), 0.5))
     assert torch.equal(exact[2:5], first) and torch.equal(exact[5:], many)
-    small = store.small()
-    assert small is not None and small.dtype == torch.bfloat16
-    assert torch.equal(small, exact.bfloat16())
+    matrix = torch.rand(3, 5)
+    torch.testing.assert_close(store.times(matrix), exact @ matrix.T)
     store.clear()
     assert len(store) == 0 and store.exact().shape[0] == 0
 
 
-def test_without_compact_there_is_no_bfloat16_copy() -> None:
-    store = PointStore()
-    store.put([0], torch.rand(1, 3))
-    assert store.small() is None and store.exact().shape == (1, 3)
+def test_onednn_products_follow_every_change_across_blocks() -> None:
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN; PointStore then multiplies in plain torch")
+    store, matrix = PointStore(onednn=True), torch.rand(4, 32)
+    store.put(list(range(BLOCK + 10)), torch.rand(BLOCK + 10, 32))
+    torch.testing.assert_close(store.times(matrix), store.exact() @ matrix.T)
+    store.put([3, BLOCK + 12], torch.rand(2, 32))  # a row of the first block, a new one
+    torch.testing.assert_close(store.times(matrix), store.exact() @ matrix.T)
+    assert store.times(matrix).shape == (BLOCK + 13, 4)

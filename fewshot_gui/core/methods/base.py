@@ -54,10 +54,14 @@ class FewShotClassifier(nn.Module, ABC):
         """`score_features` on `points(features)`."""
         return self.forward_features(points), self.novelty(points)
 
-    def bfloat16_error(self, dim: int) -> tuple[float, float] | None:
-        """The most by which scores and novelty from bfloat16 points of `dim` numbers can
-        differ from float32 ones, or None where there is no such bound."""
+    def scoring_directions(self) -> torch.Tensor | None:
+        """Directions (n_way, D) through whose products alone scores see the points, so that
+        `score_products(points @ directions.T)` equals `score_points(points)`; or None."""
         return None
+
+    def score_products(self, products: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`score_points` from `points @ scoring_directions().T` (n, n_way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not score from products")
 
     @abstractmethod
     def novelty(self, features: torch.Tensor) -> torch.Tensor:

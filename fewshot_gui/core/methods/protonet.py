@@ -75,8 +75,7 @@ class ProtoNet(FewShotClassifier):
                 scores = torch.cat([scores, clutter.expand(len(scores), 1)], dim=1)
             weights = torch.softmax(scores, dim=1)[:, :n_way]
             totals = support_counts + weights.sum(0)
-            pulled = (weights.T.to(points.dtype) @ points).float()
-            self.prototypes = (support_sums + pulled) / totals.unsqueeze(1)
+            self.prototypes = (support_sums + weights.T @ points) / totals.unsqueeze(1)
 
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         return self.score_features(features)[0]
@@ -89,16 +88,17 @@ class ProtoNet(FewShotClassifier):
         distances = self._point_distances(points)
         return self._score_of_distance(distances), distances.min(1).values
 
-    def bfloat16_error(self, dim: int) -> tuple[float, float] | None:
-        """For cosine: points and prototype directions are unit vectors, each number rounded
-        to bfloat16 by at most 2^-9 of itself, products summed in float32 and the result
-        rounded to bfloat16 again. Their cosine is then off by at most
-        2 * 2^-9 + 2^-18 (the inputs) + dim * 2^-24 (float32 sums) + 2^-9 (the output),
-        which 3 * 2^-9 + dim * 2^-23 covers with room; Euclidean distances have no such bound."""
-        if self.metric != "cosine":
+    def scoring_directions(self) -> torch.Tensor | None:
+        """For cosine, the prototypes' unit directions; Euclidean scores need more."""
+        if self.metric != "cosine" or self.prototypes is None:
             return None
-        cosine = 3 * 2**-9 + dim * 2**-23
-        return float(self.log_scale.detach().exp()) * cosine, cosine
+        return F.normalize(self.prototypes, dim=1)
+
+    def score_products(self, products: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.metric != "cosine":
+            raise ConfigError("only cosine ProtoNets score from products")
+        distances = 1.0 - products
+        return self._score_of_distance(distances), distances.min(1).values
 
     def _score_of_distance(self, distances: torch.Tensor) -> torch.Tensor:
         if self.metric == "euclidean":
@@ -114,10 +114,8 @@ class ProtoNet(FewShotClassifier):
         return self._point_distances(self.points(features))
 
     def _point_distances(self, points: torch.Tensor) -> torch.Tensor:
-        """Distances (n, n_way) in float32; cosine ones also from bfloat16 points."""
         if self.prototypes is None:
             raise ConfigError("call fit_support before scoring queries")
         if self.metric == "euclidean":
             return squared_euclidean(points, self.prototypes)
-        directions = F.normalize(self.prototypes, dim=1).to(points.dtype)
-        return 1.0 - (points @ directions.T).float()
+        return 1.0 - points @ F.normalize(self.prototypes, dim=1).T

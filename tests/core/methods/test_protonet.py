@@ -79,18 +79,17 @@ def test_refine_lets_the_clutter_cluster_keep_far_images_away() -> None:
     assert model.prototypes[0, 1] > 10
 
 
-@pytest.mark.parametrize("dim", [64, 1280])
-def test_bfloat16_points_stay_within_the_stated_error(dim: int) -> None:
+def test_cosine_scores_come_from_products_with_the_directions() -> None:
     torch.manual_seed(0)
     model = ProtoNet(nn.Identity(), metric="cosine")
-    centres = torch.rand(6, dim)  # non-negative, like ReLU features: cosines near 1
-    support = centres.repeat_interleave(2, 0) + 0.3 * torch.rand(12, dim)
-    model.fit_support(support, torch.arange(6).repeat_interleave(2))
-    points = model.points(centres[torch.randint(0, 6, (5000,))] + 0.5 * torch.rand(5000, dim))
-    scores, novelty = model.score_points(points)
-    rounded_scores, rounded_novelty = model.score_points(points.bfloat16())
-    score_bound, novelty_bound = model.bfloat16_error(dim)
-    assert (rounded_scores - scores).abs().max() <= score_bound
-    assert (rounded_novelty - novelty).abs().max() <= novelty_bound
-    assert (rounded_novelty - novelty).abs().max() > novelty_bound / 100  # it does round
-    assert ProtoNet(nn.Identity()).bfloat16_error(dim) is None  # no bound for Euclidean
+    model.fit_support(torch.rand(6, 16), torch.tensor([0, 0, 1, 1, 2, 2]))
+    points = model.points(torch.rand(50, 16))
+    directions = model.scoring_directions()
+    assert directions is not None
+    for ours, theirs in zip(
+        model.score_products(points @ directions.T), model.score_points(points), strict=True
+    ):
+        torch.testing.assert_close(ours, theirs)
+    euclidean = ProtoNet(nn.Identity())
+    euclidean.fit_support(torch.rand(2, 16), torch.tensor([0, 1]))
+    assert euclidean.scoring_directions() is None  # its scores need the points' lengths too
