@@ -211,7 +211,7 @@ def run_eval(args: argparse.Namespace) -> int:
         loaded = load_model(args.model)
         name, model, spec = loaded.name, loaded.model, loaded.spec
     else:
-        name, model, spec = args.baseline, *_baseline(args.baseline)
+        name, model, spec = args.baseline, *_baseline(args.baseline, args.seed)
     pool = ImagePool.from_folder(args.data)
     if args.holdout:
         pool = pool.split_holdout_groups(args.holdout)[1]
@@ -288,8 +288,11 @@ def _record(args: argparse.Namespace, name: str, result: dict[str, Any]) -> None
     write_json_atomic(args.record / CARD_FILE, card)
 
 
-def _baseline(text: str) -> tuple[Any, Any]:
-    """An untrained ProtoNet on a backbone: what meta-training has to beat."""
+def _baseline(text: str, seed: int) -> tuple[Any, Any]:
+    """An untrained ProtoNet on a backbone: what meta-training has to beat. A backbone
+    without pretrained weights starts from `seed`, so the figure reproduces."""
+    import torch
+
     from ..core.backbones import get_backbone
     from ..core.config import ModelConfig
     from ..core.errors import ConfigError
@@ -298,6 +301,7 @@ def _baseline(text: str) -> tuple[Any, Any]:
     backbone, _, metric = text.partition(":")
     if metric not in ("euclidean", "cosine"):
         raise ConfigError(f"--baseline takes BACKBONE:euclidean or BACKBONE:cosine, not {text!r}")
+    torch.manual_seed(seed)
     model = build_model(ModelConfig(method="protonet", backbone=backbone, metric=metric)).eval()
     return model, get_backbone(backbone)
 

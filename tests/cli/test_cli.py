@@ -122,6 +122,17 @@ def test_eval_with_rotated_classes_records_them_on_the_card(
     assert entry["command"].endswith(f"--rotations --record {model}")
 
 
+def test_an_untrained_baseline_gives_the_same_figure_every_time(
+    glyph_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["eval", "--baseline", "conv4:euclidean", "--data", str(glyph_dataset)]
+    figures = []
+    for _ in range(2):
+        assert main([*args, "--query", "3", "--episodes", "20", "--json"]) == 0
+        figures.append(json.loads(capsys.readouterr().out)["accuracy"])
+    assert figures[0] == figures[1]
+
+
 def test_models_lists_installed_models(
     glyph_model: Path,
     tmp_path: Path,

@@ -69,6 +69,8 @@ def test_handwriting_models_label_the_demo_symbols(name: str) -> None:
     labeler = Labeler(load_model(name))
     drive(labeler.set_support(SupportSet.from_folder(symbols / "examples")))
     drive(labeler.label(sorted((symbols / "unlabeled").iterdir())))
-    predictions = {p.path.name: p for p in labeler.relabel()}
+    labels = {p.path.name: p.label for p in labeler.relabel()}
     known = [n for n, label in truth.items() if label != "unknown"]
-    assert len(known) == 20 and sum(predictions[n].nearest == truth[n] for n in known) == 20
+    assert len(known) == 20 and all(labels[n] in (truth[n], "unknown") for n in known)
+    assert sum(labels[n] == truth[n] for n in known) >= 18  # at most two held back as unknown
+    assert all(labels[n] == "unknown" for n, label in truth.items() if label == "unknown")
