@@ -44,15 +44,13 @@ def calibrate(
     inside: list[float] = []
     correct: Counter[int] = Counter()
     wrong: dict[int, Counter[int]] = {c: Counter() for c in range(len(names))}
-    for i in range(len(labels)):
-        label = int(labels[i])
-        if counts[label] < 2:
+    predictions, novelties = model.leave_one_out(features, labels)
+    for label, predicted, novelty in zip(
+        labels.tolist(), predictions.tolist(), novelties.tolist(), strict=True
+    ):
+        if predicted < 0:  # alone in its class
             continue
-        keep = torch.arange(len(labels)) != i
-        model.fit_support_features(features[keep], labels[keep])
-        with torch.no_grad():
-            predicted = int(model.forward_features(features[i : i + 1]).argmax(1))
-            inside.append(float(model.novelty(features[i : i + 1])))
+        inside.append(novelty)
         if predicted == label:
             correct[label] += 1
         else:

@@ -22,7 +22,7 @@ from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken
 
-WORKER_NICE = 10
+WORKER_NICE = 10  # added to the app's own nice value
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 KINDS = ("model", "support", "label", "relabel")
@@ -100,7 +100,8 @@ class LabelingWorker(QObject):
         self.native_id = threading.get_native_id()
         if sys.platform.startswith("linux"):
             with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, self.native_id, WORKER_NICE)
+                nice = os.getpriority(os.PRIO_PROCESS, self.native_id) + WORKER_NICE
+                os.setpriority(os.PRIO_PROCESS, self.native_id, min(nice, 19))
 
     @Slot()
     def list_models(self) -> None:

@@ -159,5 +159,5 @@ sys.exit(3 if "torch" in sys.modules else 0)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
 def test_the_worker_thread_yields_the_cpu_to_the_gui(qtbot, client):
     qtbot.waitUntil(lambda: hasattr(client._worker, "native_id"), timeout=5_000)
-    assert os.getpriority(os.PRIO_PROCESS, client._worker.native_id) >= 10
-    assert os.getpriority(os.PRIO_PROCESS, 0) < 10  # the GUI thread keeps its priority
+    gui = os.getpriority(os.PRIO_PROCESS, 0)  # the GUI thread keeps the app's priority
+    assert os.getpriority(os.PRIO_PROCESS, client._worker.native_id) == min(gui + 10, 19)

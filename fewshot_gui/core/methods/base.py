@@ -54,6 +54,26 @@ class FewShotClassifier(nn.Module, ABC):
         """`score_features` on `points(features)`."""
         return self.forward_features(points), self.novelty(points)
 
+    @torch.no_grad()
+    def leave_one_out(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each support example scored by the model adapted to all the others: the class
+        predicted (n,) and the example's novelty (n,). Examples alone in their class get -1
+        and NaN. Leaves the model adapted to the whole support set."""
+        predicted = torch.full((len(labels),), -1, dtype=torch.long)
+        novelty = torch.full((len(labels),), float("nan"))
+        counts = torch.bincount(labels)
+        for i in range(len(labels)):
+            if counts[labels[i]] < 2:
+                continue
+            keep = torch.arange(len(labels)) != i
+            self.fit_support_features(features[keep], labels[keep])
+            predicted[i] = int(self.forward_features(features[i : i + 1]).argmax(1))
+            novelty[i] = float(self.novelty(features[i : i + 1]))
+        self.fit_support_features(features, labels)
+        return predicted, novelty
+
     def scoring_directions(self) -> torch.Tensor | None:
         """Directions (n_way, D) through whose products alone scores see the points, so that
         `score_products(points @ directions.T)` equals `score_points(points)`; or None."""

@@ -88,6 +88,28 @@ class ProtoNet(FewShotClassifier):
         distances = self._point_distances(points)
         return self._score_of_distance(distances), distances.min(1).values
 
+    @torch.no_grad()
+    def leave_one_out(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As the base class says, at once: leaving example i out only moves its own class's
+        prototype, to (sum of the class - x_i) / (count - 1)."""
+        self.fit_support_features(features, labels)
+        points, prototypes = self._support[0], self.prototypes  # type: ignore[index]
+        assert prototypes is not None
+        counts = torch.bincount(labels, minlength=len(prototypes)).to(points.dtype)
+        alone = counts[labels] < 2
+        own = (prototypes[labels] * counts[labels, None] - points) / (counts[labels, None] - 1)
+        distances = self._point_distances(points)
+        self.prototypes = own
+        own_distance = self._point_distances(points).diagonal()  # x_i to its own left-out mean
+        self.prototypes = prototypes
+        distances[torch.arange(len(labels)), labels] = own_distance
+        predicted = distances.argmin(1)
+        novelty = distances.min(1).values
+        predicted[alone], novelty[alone] = -1, float("nan")
+        return predicted, novelty
+
     def scoring_directions(self) -> torch.Tensor | None:
         """For cosine, the prototypes' unit directions; Euclidean scores need more."""
         if self.metric != "cosine" or self.prototypes is None:

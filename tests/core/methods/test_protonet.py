@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from fewshot_gui.core.errors import ConfigError
-from fewshot_gui.core.methods import ProtoNet
+from fewshot_gui.core.methods import FewShotClassifier, ProtoNet
+from fewshot_gui.core.methods.protonet import class_means
 
 
 def test_scores_are_minus_squared_distances_to_class_means() -> None:
@@ -93,3 +94,18 @@ def test_cosine_scores_come_from_products_with_the_directions() -> None:
     euclidean = ProtoNet(nn.Identity())
     euclidean.fit_support(torch.rand(2, 16), torch.tensor([0, 1]))
     assert euclidean.scoring_directions() is None  # its scores need the points' lengths too
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_leave_one_out_at_once_equals_refitting_without_each_example(metric: str) -> None:
+    torch.manual_seed(1)
+    model = ProtoNet(nn.Identity(), metric=metric)
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])  # class 2 has a single example
+    features = torch.rand(len(labels), 8) + labels[:, None] * 0.1
+    fast = model.leave_one_out(features, labels)
+    slow = FewShotClassifier.leave_one_out(model, features, labels)  # one refit per example
+    assert torch.equal(fast[0], slow[0]) and fast[0][5] == -1
+    scored = fast[0] >= 0
+    assert (fast[0][scored] != labels[scored]).any()  # mistakes too, not only easy wins
+    torch.testing.assert_close(fast[1], slow[1], equal_nan=True)
+    torch.testing.assert_close(model.prototypes, class_means(model.points(features), labels, 4))
