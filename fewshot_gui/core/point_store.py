@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import torch
@@ -81,9 +82,10 @@ class PointStore:
             self._blocks = []
 
 
+@functools.lru_cache
 def onednn_pays(dim: int, columns: int = 8, rows: int = BLOCK) -> bool:
     """Whether oneDNN multiplies rows by a few columns faster than torch's default here.
-    Timed on a block of random rows, best of three, in a few milliseconds."""
+    Timed once per process and size on a block of random rows, best of three."""
     if not torch.backends.mkldnn.is_available():
         return False
     points, matrix = torch.rand(rows, dim), torch.rand(columns, dim)

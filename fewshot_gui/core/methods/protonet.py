@@ -95,15 +95,16 @@ class ProtoNet(FewShotClassifier):
         """As the base class says, at once: leaving example i out only moves its own class's
         prototype, to (sum of the class - x_i) / (count - 1)."""
         self.fit_support_features(features, labels)
-        points, prototypes = self._support[0], self.prototypes  # type: ignore[index]
+        points, prototypes = self.points(features), self.prototypes
         assert prototypes is not None
         counts = torch.bincount(labels, minlength=len(prototypes)).to(points.dtype)
         alone = counts[labels] < 2
         own = (prototypes[labels] * counts[labels, None] - points) / (counts[labels, None] - 1)
         distances = self._point_distances(points)
-        self.prototypes = own
-        own_distance = self._point_distances(points).diagonal()  # x_i to its own left-out mean
-        self.prototypes = prototypes
+        if self.metric == "euclidean":
+            own_distance = (points - own).pow(2).sum(1)
+        else:
+            own_distance = 1.0 - (points * F.normalize(own, dim=1)).sum(1)
         distances[torch.arange(len(labels)), labels] = own_distance
         predicted = distances.argmin(1)
         novelty = distances.min(1).values
