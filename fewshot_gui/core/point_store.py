@@ -15,9 +15,9 @@ class PointStore:
 
     `times(matrix)` multiplies every row by a small matrix: the one pass re-labeling makes.
     With `onednn`, it reads oneDNN copies of the rows, made block by block the first time a
-    block is read and kept until one of its rows changes. For a handful of columns oneDNN runs this near
-    memory speed where the default BLAS may not (on AMD processors MKL takes a slow path,
-    twice as slow here); the copies double the memory the rows take.
+    block is read and kept until one of its rows changes. For a handful of columns oneDNN
+    runs this near memory speed where the default BLAS may not (on AMD processors MKL takes
+    a slow path, twice as slow here); the copies double the memory the rows take.
     """
 
     def __init__(self, onednn: bool = False) -> None:

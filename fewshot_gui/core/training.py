@@ -22,7 +22,7 @@ from .devices import describe_machine
 from .errors import CheckpointError, ConfigError
 from .evaluation import EvalResult, Stage, embed_all, evaluate_features, pool_inputs
 from .jobs import drive
-from .methods import MAML, FewShotClassifier, build_model, embedding_layers
+from .methods import FewShotClassifier, build_model, embedding_layers
 
 BEST_DIR = "best"
 LAST_DIR = "last"
@@ -127,7 +127,7 @@ def meta_train(
         _start_from(model, config, config.init)
     else:
         # On a pretrained backbone the trainable part starts from the training features' statistics.
-        neck = model.body if isinstance(model, MAML) else model.encoder.neck
+        _, neck = embedding_layers(model)
         if spec.pretrained and hasattr(neck, "initialise"):
             neck.initialise(train_inputs)
     if resume:

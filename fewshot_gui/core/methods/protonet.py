@@ -95,8 +95,8 @@ class ProtoNet(FewShotClassifier):
         """As the base class says, at once: leaving example i out only moves its own class's
         prototype, to (sum of the class - x_i) / (count - 1)."""
         self.fit_support_features(features, labels)
-        points, prototypes = self.points(features), self.prototypes
-        assert prototypes is not None
+        assert self._support is not None and self.prototypes is not None
+        points, prototypes = self._support[0], self.prototypes
         counts = torch.bincount(labels, minlength=len(prototypes)).to(points.dtype)
         alone = counts[labels] < 2
         own = (prototypes[labels] * counts[labels, None] - points) / (counts[labels, None] - 1)
