@@ -6,8 +6,9 @@ Prints, each against its baseline measured in the same run:
               overlap) and beside the model-only bound of the engine in use (the same
               forward pass on ready pixels);
   relabel     milliseconds for relabel() and set_support() + relabel() over 100,000 cached
-              embeddings (the folder's own, repeated with noise), through oneDNN beside
-              torch's default matrix product, with how far their results differ;
+              embeddings (the folder's own, repeated with noise), through half-precision
+              copies of the points beside float32 in torch's default matrix product, with
+              how far their results differ;
   memory      peak RSS labeling 20,000 images (copies of the folder's files), sampled as
               it goes, in a fresh process.
 
@@ -138,8 +139,8 @@ def relabel(args: argparse.Namespace) -> None:
 
     The rows are the folder's real embeddings (its images' cached Lite0 features through the
     model's neck), repeated with 1% noise up to the count, so margins between classes and
-    clutter are as a real folder has them. The baseline, same run: the same scoring on torch's
-    default matrix product instead of oneDNN's.
+    clutter are as a real folder has them. The baseline, same run: the same scoring in float32
+    on torch's default matrix product instead of FBGEMM's half-precision one.
     """
     loaded = load_model(args.model)
     pool = ImagePool.from_folder(args.data)
@@ -152,8 +153,8 @@ def relabel(args: argparse.Namespace) -> None:
     rows = rows + 0.01 * rows.std() * rng.standard_normal(rows.shape, dtype=np.float32)
     paths = [Path(f"/synthetic/{i:06d}.jpg") for i in range(count)]
     labelers = {}
-    for name, onednn in (("oneDNN", True), ("torch default", False)):
-        labeler = Labeler(load_model(args.model), device="cpu", engine="torch", onednn=onednn)
+    for name, half in (("half copies", True), ("float32", False)):
+        labeler = Labeler(load_model(args.model), device="cpu", engine="torch", half=half)
         drive(labeler.set_support(support_set(args.data, classes=5)))
         for start in range(0, count, 10_000):
             stop = min(start + 10_000, count)
@@ -188,13 +189,13 @@ def relabel(args: argparse.Namespace) -> None:
     print(f"load after:  {load()}")
     for labeler in labelers.values():
         labeler.transductive = False
-    fast, exact = labelers["oneDNN"].relabel(), labelers["torch default"].relabel()
+    fast, exact = labelers["half copies"].relabel(), labelers["float32"].relabel()
     print(
-        f"oneDNN vs torch default: same label {int((fast.label == exact.label).sum())}/{count}, "
+        f"half copies vs float32: same label {int((fast.label == exact.label).sum())}/{count}, "
         f"same runner-up {int((fast.runner_up == exact.runner_up).sum())}/{count}, "
         f"max confidence difference {np.abs(fast.confidence - exact.confidence).max():.1e}, "
         f"unknown {int((exact.label == -1).sum())}; relabel() x"
-        f"{results['torch default'][0] / results['oneDNN'][0]:.2f} faster"
+        f"{results['float32'][0] / results['half copies'][0]:.2f} faster"
     )
 
 

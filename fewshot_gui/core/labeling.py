@@ -23,7 +23,7 @@ from .engines import choose_engine
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
-from .point_store import PointStore, onednn_pays
+from .point_store import PointStore, half_pays
 from .predictions import (
     ERROR_INDEX,
     UNKNOWN_INDEX,
@@ -80,8 +80,8 @@ class Labeler:
     Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
     set or threshold re-labels everything embedded so far without reading a file again.
     The encoder runs on `engine` (see `engines.choose_engine`: `auto` takes the fastest
-    measured); the rest of the model stays in torch on `device`. `onednn` re-labels through
-    oneDNN copies of the stored points (see `PointStore`); None decides by measurement.
+    measured); the rest of the model stays in torch on `device`. `half` re-labels through
+    half-precision copies of the stored points (see `PointStore`); None decides by measurement.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class Labeler:
         decode_threads: int = 2,
         engine: str = "auto",
         transductive: bool = True,
-        onednn: bool | None = None,
+        half: bool | None = None,
     ) -> None:
         self.loaded = loaded
         self.transductive = transductive
@@ -123,9 +123,9 @@ class Labeler:
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
         self._errors: list[str] = []
-        if onednn is None:
-            onednn = self.device.type == "cpu" and onednn_pays(self.spec.feature_dim)
-        self._points = PointStore(onednn=onednn and self.device.type == "cpu")
+        if half is None:
+            half = self.device.type == "cpu" and half_pays(self.spec.feature_dim)
+        self._points = PointStore(half=half and self.device.type == "cpu")
         self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
         self._on_device: torch.Tensor | None = None

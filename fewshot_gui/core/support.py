@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError, ImageLoadError
-from .images import is_image_path, iter_image_files, thumbnail_array
+from .images import image_identity, is_image_path, iter_image_files, thumbnail_array
 
 UNKNOWN = "unknown"
 
@@ -135,13 +136,9 @@ def input_mismatch(channels: int, examples: Sequence[Path], sample: int = 12) ->
     looks: list[tuple[bool, bool]] = []
     for path in list(examples)[:sample]:
         try:
-            pixels = thumbnail_array(path, 64).astype(np.int16)
+            looks.append(_look(image_identity(path)))
         except ImageLoadError:
             continue
-        colourful = float(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean()) > 12
-        gray = pixels.mean(axis=2)
-        drawing = float(((gray < 40) | (gray > 215)).mean()) > 0.9 and not colourful
-        looks.append((colourful, drawing))
     if not looks:
         return ""
     photos = sum(colourful or not drawing for colourful, drawing in looks) / len(looks)
@@ -157,3 +154,15 @@ def input_mismatch(channels: int, examples: Sequence[Path], sample: int = 12) ->
             "better than this photo model."
         )
     return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _look(identity: tuple[str, int, int]) -> tuple[bool, bool]:
+    """(colourful, drawing) of the image file `identity` names; cached, as a support set is
+    set again on every correction. The identity holds size and mtime: an edit is looked at anew.
+    """
+    pixels = thumbnail_array(Path(identity[0]), 64).astype(np.int16)
+    colourful = float(np.abs(pixels - pixels.mean(axis=2, keepdims=True)).mean()) > 12
+    gray = pixels.mean(axis=2)
+    drawing = float(((gray < 40) | (gray > 215)).mean()) > 0.9 and not colourful
+    return colourful, drawing

@@ -35,3 +35,13 @@ def test_a_grayscale_photo_is_not_a_drawing(tmp_path: Path) -> None:
 def test_unreadable_examples_are_not_judged(tmp_path: Path) -> None:
     (tmp_path / "bad.png").write_bytes(b"no")
     assert input_mismatch(1, [tmp_path / "bad.png"]) == ""
+
+
+def test_an_example_changed_on_disk_is_looked_at_again(glyph_dataset: Path, tmp_path: Path) -> None:
+    example = tmp_path / "example.png"
+    drawing = sorted(glyph_dataset.rglob("*.png"))[0]
+    example.write_bytes(drawing.read_bytes())
+    assert "handwriting model" in input_mismatch(3, [example])
+    assert "handwriting model" in input_mismatch(3, [example])  # the same file, looked up
+    Image.open(demo_photos()[0]).save(example)  # another size and mtime: a photo now
+    assert input_mismatch(3, [example]) == ""
