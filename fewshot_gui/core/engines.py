@@ -12,12 +12,13 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -52,14 +53,61 @@ AUTO_REDUCED: dict[str, frozenset[str]] = {"lite0": frozenset({"torch-bf16", "op
 class Engine(Protocol):
     """Runs the encoder: uint8 pixels (B, H, W, C) -> float32 features (B, ...).
 
-    `numerics` is "float32" for engines whose features equal torch float32's up to rounding
-    (their cached embeddings are interchangeable), else the engine's own name.
+    `embed` runs one batch now, shared among all the engine's streams; `submit` gives a
+    batch whole to the next free stream, so that `streams` batches run at once and no stream
+    waits for another (see `embed_stream`). `numerics` is "float32" for engines whose
+    features equal torch float32's up to rounding (their cached embeddings are
+    interchangeable), else the engine's own name.
     """
 
     name: str
     numerics: str
+    streams: int
 
     def embed(self, pixels: np.ndarray) -> np.ndarray: ...
+
+    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]: ...
+
+
+Batch = TypeVar("Batch")
+
+
+def embed_stream(
+    engine: Engine, batches: Iterable[Batch], pixels_of: Callable[[Batch], np.ndarray | None]
+) -> Iterator[tuple[Batch, np.ndarray | None]]:
+    """Each batch with its features (None where `pixels_of` gives None), in order.
+
+    One batch more than the engine has streams is kept submitted, so a stream that finishes
+    finds the next batch waiting while the caller handles the one before. Closing the
+    iterator early lets the batches already submitted finish unread.
+    """
+    pending: deque[tuple[Batch, Future[np.ndarray] | None]] = deque()
+    try:
+        for batch in batches:
+            pixels = pixels_of(batch)
+            pending.append((batch, None if pixels is None else engine.submit(pixels)))
+            if len(pending) > engine.streams:
+                yield _result(*pending.popleft())
+        while pending:
+            yield _result(*pending.popleft())
+    finally:
+        for _, future in pending:
+            if future is not None:
+                future.cancel()
+
+
+def _result(batch: Batch, future: Future[np.ndarray] | None) -> tuple[Batch, np.ndarray | None]:
+    return batch, None if future is None else future.result()
+
+
+def _ran(job: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> Future[np.ndarray]:
+    """`job(pixels)` run now, as a finished future."""
+    future: Future[np.ndarray] = Future()
+    try:
+        future.set_result(job(pixels))
+    except Exception as error:  # handed to whoever reads the future
+        future.set_exception(error)
+    return future
 
 
 @dataclass(frozen=True)
@@ -69,7 +117,10 @@ class EngineChoice:
 
 
 class TorchEngine:
-    """The encoder in torch: float32, or autocast to bfloat16/float16 (channels-last on CPU)."""
+    """The encoder in torch: float32, or autocast to bfloat16/float16 (channels-last on CPU).
+    One stream: torch spreads each operation over the cores itself."""
+
+    streams = 1
 
     def __init__(
         self, encoder: nn.Module, spec: BackboneSpec, device: torch.device, dtype: torch.dtype
@@ -100,6 +151,9 @@ class TorchEngine:
             features = self.encoder(inputs)
         return features.float().cpu().numpy()
 
+    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
+        return _ran(self.embed, pixels)
+
 
 class OnnxRuntimeEngine:
     """The exported encoder in ONNX Runtime on the CPU, float32.
@@ -121,13 +175,16 @@ class OnnxRuntimeEngine:
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        self._streams = max(1, threads)
-        self._pool = ThreadPoolExecutor(self._streams, thread_name_prefix="onnxruntime")
+        self.streams = max(1, threads)
+        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnxruntime")
         self.name = f"onnxruntime {FLOAT32}"
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        parts = np.array_split(pixels, min(self._streams, len(pixels)))
+        parts = np.array_split(pixels, min(self.streams, len(pixels)))
         return np.concatenate(list(self._pool.map(self._run, parts)))
+
+    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
+        return self._pool.submit(self._run, pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]
@@ -150,18 +207,30 @@ class OpenVinoEngine:
                 "NUM_STREAMS": streams,
             },
         )
-        self._requests = [compiled.create_infer_request() for _ in range(streams)]
+        self.streams = streams
+        self._queue = openvino.AsyncInferQueue(compiled, streams)
+        self._queue.set_callback(self._finished)
         self.name = f"openvino {'bfloat16' if bfloat16 else FLOAT32}"
         self.numerics = self.name if bfloat16 else FLOAT32
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
-        parts = np.array_split(pixels, min(len(self._requests), len(pixels)))
-        requests = self._requests[: len(parts)]
-        for request, part in zip(requests, parts, strict=True):
-            request.start_async({0: np.ascontiguousarray(part)})
-        for request in requests:
-            request.wait()
-        return np.concatenate([request.get_output_tensor(0).data.copy() for request in requests])
+        parts = np.array_split(pixels, min(self.streams, len(pixels)))
+        futures = [self.submit(part) for part in parts]
+        return np.concatenate([future.result() for future in futures])
+
+    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
+        """Waits for a free stream, then starts the batch on it."""
+        future: Future[np.ndarray] = Future()
+        future.set_running_or_notify_cancel()  # a started request cannot be called back
+        self._queue.start_async({0: np.ascontiguousarray(pixels)}, future)
+        return future
+
+    @staticmethod
+    def _finished(request: object, future: Future[np.ndarray]) -> None:
+        try:
+            future.set_result(request.get_output_tensor(0).data.copy())  # type: ignore[attr-defined]
+        except Exception as error:  # handed to whoever reads the future
+            future.set_exception(error)
 
 
 class PixelEncoder(nn.Module):
@@ -276,12 +345,18 @@ def _candidates(loaded: LoadedModel, device: torch.device, export_dir: Path) -> 
 
 
 def measure(engine: Engine, pixels: np.ndarray, seconds: float = 0.5) -> float:
-    """Images per second of `engine` on `pixels` (B, H, W, C) after one warm-up batch."""
+    """Images per second of `engine` on `pixels` (B, H, W, C) sent batch after batch for
+    `seconds`, as labeling feeds it (`embed_stream`), after one warm-up batch."""
     engine.embed(pixels)
-    runs, started = 0, time.perf_counter()
-    while runs < 2 or time.perf_counter() - started < seconds:
-        engine.embed(pixels)
-        runs += 1
+    started = time.perf_counter()
+
+    def batches() -> Iterator[np.ndarray]:
+        sent = 0
+        while sent < 2 * engine.streams or time.perf_counter() - started < seconds:
+            sent += 1
+            yield pixels
+
+    runs = sum(1 for _ in embed_stream(engine, batches(), lambda batch: batch))
     return runs * len(pixels) / (time.perf_counter() - started)
 
 

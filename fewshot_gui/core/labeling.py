@@ -19,7 +19,7 @@ from .calibration import ClassReport, calibrate
 from .checkpoint import WEIGHTS_FILE, LoadedModel
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache, FileKey
-from .engines import choose_engine
+from .engines import choose_engine, embed_stream
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
@@ -51,8 +51,8 @@ __all__ = [
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Torch on one thread to score a streamed batch: for so little work a thread pool's
-    wake-ups and spinning would only take the cores from the engine and the decoders."""
+    """Torch on one thread to keep and score a streamed batch: for so little work a thread
+    pool's wake-ups and spinning would only take the cores from the engine and the decoders."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -62,7 +62,21 @@ def _one_thread() -> Iterator[None]:
 
 
 REFINE_SAMPLE = 4096
+DECODE_AHEAD = 4  # batches decoding while the engine runs the ones before them
 PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """One batch out of the decoders: known vectors, errors, and the pixels still to embed
+    (those of the files at `fresh`, in that order)."""
+
+    paths: list[Path]
+    keys: list[FileKey | str]
+    vectors: list[np.ndarray | None]
+    errors: list[str]
+    fresh: list[int]
+    pixels: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -218,8 +232,9 @@ class Labeler:
         done = 0
         tally = np.zeros(3, np.int64)  # labeled, unknown, unreadable
         for batch in self._embed(paths, cancel):
-            rows = self._store(batch)
-            predictions = self._predict(rows)
+            with _one_thread():
+                rows = self._store(batch)
+                predictions = self._predict(rows)
             done += len(rows)
             tally += predictions.counts()
             elapsed = time.perf_counter() - started
@@ -380,7 +395,8 @@ class Labeler:
     def _embed(
         self, paths: Sequence[Path], cancel: Callable[[], bool] | None
     ) -> Iterator[_Embedded]:
-        """Embed `paths` batch by batch, in order, decoding ahead on worker threads.
+        """Embed `paths` batch by batch, in order: worker threads decode batches ahead while
+        the engine runs the ones before (`embed_stream`).
 
         Each file is looked up in memory, then on disk, by its identity (path, size, mtime);
         only misses are read and run through the encoder.
@@ -397,82 +413,92 @@ class Labeler:
             for key, vector in self.disk_cache.get_many(missing).items():
                 known[key] = self._memory[key] = vector
 
-        starts = range(0, len(paths), self.batch_size)
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
-            ahead: deque[list[Future[np.ndarray] | None]] = deque()
+            decoded = self._decoded(paths, keys, known, pool)
+            encoded = embed_stream(self.engine, decoded, lambda batch: batch.pixels)
+            try:
+                for batch, features in encoded:
+                    if cancel is not None and cancel():
+                        return
+                    yield self._embedded(batch, features)
+            finally:
+                encoded.close()
+                decoded.close()  # cancels the decoding not yet started
 
-            def submit(start: int) -> None:
-                ahead.append(
-                    [
-                        pool.submit(pixels_for, path, self.spec)
-                        if not isinstance(key, str) and key not in known
-                        else None
-                        for path, key in zip(
-                            paths[start : start + self.batch_size],
-                            keys[start : start + self.batch_size],
-                            strict=True,
-                        )
-                    ]
-                )
+    def _decoded(
+        self,
+        paths: Sequence[Path],
+        keys: list[FileKey | str],
+        known: dict[FileKey, np.ndarray],
+        pool: ThreadPoolExecutor,
+    ) -> Generator[_Decoded, None, None]:
+        """Batches with their pixels decoded on `pool`, DECODE_AHEAD batches ahead."""
+        starts = range(0, len(paths), self.batch_size)
+        ahead: deque[list[Future[np.ndarray] | None]] = deque()
 
-            for start in starts[:2]:
+        def submit(start: int) -> None:
+            ahead.append(
+                [
+                    pool.submit(pixels_for, path, self.spec)
+                    if not isinstance(key, str) and key not in known
+                    else None
+                    for path, key in zip(
+                        paths[start : start + self.batch_size],
+                        keys[start : start + self.batch_size],
+                        strict=True,
+                    )
+                ]
+            )
+
+        try:
+            for start in starts[:DECODE_AHEAD]:
                 submit(start)
             for n, start in enumerate(starts):
-                if cancel is not None and cancel():
-                    for futures in ahead:
-                        for future in futures:
-                            if future is not None:
-                                future.cancel()
-                    return
                 futures = ahead.popleft()
-                if n + 2 < len(starts):
-                    submit(starts[n + 2])
-                yield self._finish_batch(
-                    list(paths[start : start + self.batch_size]),
-                    keys[start : start + self.batch_size],
-                    futures,
-                    known,
-                )
+                if n + DECODE_AHEAD < len(starts):
+                    submit(starts[n + DECODE_AHEAD])
+                stop = start + self.batch_size
+                yield self._collect(list(paths[start:stop]), keys[start:stop], futures, known)
+        finally:
+            for futures in ahead:
+                for future in futures:
+                    if future is not None:
+                        future.cancel()
 
-    def _finish_batch(
-        self,
+    @staticmethod
+    def _collect(
         paths: list[Path],
         keys: list[FileKey | str],
         futures: list[Future[np.ndarray] | None],
         known: dict[FileKey, np.ndarray],
-    ) -> _Embedded:
+    ) -> _Decoded:
+        """One batch: known vectors, per-file errors, and the pixels of the rest stacked."""
         vectors: list[np.ndarray | None] = []
         errors: list[str] = []
-        to_encode: list[tuple[int, np.ndarray]] = []
+        fresh: list[int] = []
+        pixels: list[np.ndarray] = []
         for i, (key, future) in enumerate(zip(keys, futures, strict=True)):
-            if isinstance(key, str):
-                vectors.append(None)
-                errors.append(key)
-            elif future is None:
-                vectors.append(known[key])
-                errors.append("")
-            else:
+            vectors.append(None if isinstance(key, str) or future is not None else known[key])
+            errors.append(key if isinstance(key, str) else "")
+            if future is not None:
                 try:
-                    to_encode.append((i, future.result()))
-                    vectors.append(None)
-                    errors.append("")
+                    pixels.append(future.result())
+                    fresh.append(i)
                 except ImageLoadError as error:
-                    vectors.append(None)
-                    errors.append(str(error))
-        if to_encode:
-            encoded = self._encode(np.stack([pixels for _, pixels in to_encode]))
+                    errors[i] = str(error)
+        stacked = np.stack(pixels) if pixels else None
+        return _Decoded(paths, keys, vectors, errors, fresh, stacked)
+
+    def _embedded(self, batch: _Decoded, features: np.ndarray | None) -> _Embedded:
+        """The batch with the engine's features in place, remembered in both caches."""
+        if features is not None:
+            self.images_embedded += len(features)
             fresh = []
-            for (i, _), vector in zip(to_encode, encoded, strict=True):
-                key = keys[i]
+            for i, vector in zip(batch.fresh, features, strict=True):
+                key = batch.keys[i]
                 assert not isinstance(key, str)
-                vectors[i] = self._memory[key] = vector
+                batch.vectors[i] = self._memory[key] = vector
                 fresh.append((key, vector))
             if self.disk_cache is not None:
                 self.disk_cache.put_many(fresh)
-        return _Embedded(paths, vectors, errors)
-
-    def _encode(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 pixels (B, H, W, C) -> float32 embeddings (B, ...), on the chosen engine."""
-        features = self.engine.embed(pixels)
-        self.images_embedded += len(pixels)
-        return features
+        return _Embedded(batch.paths, batch.vectors, batch.errors)

@@ -10,9 +10,12 @@ import torch
 from fewshot_gui.core import engines
 from fewshot_gui.core.checkpoint import LoadedModel, load_model
 from fewshot_gui.core.engines import (
+    Engine,
     OnnxRuntimeEngine,
+    OpenVinoEngine,
     TorchEngine,
     choose_engine,
+    embed_stream,
     export_onnx,
 )
 from fewshot_gui.core.errors import ConfigError
@@ -48,6 +51,51 @@ def test_onnxruntime_equals_torch_float32(glyph_loaded: LoadedModel, engine_cach
         found = engine.embed(batch)
         assert found.dtype == np.float32 and found.shape == (len(batch), expected.shape[1])
         np.testing.assert_allclose(found, expected[: len(batch)], rtol=1e-5, atol=1e-5)
+
+
+def float32_engines(loaded: LoadedModel, engine_cache: Path) -> list[Engine]:
+    found: list[Engine] = [
+        TorchEngine(loaded.model.encoder, loaded.spec, torch.device("cpu"), torch.float32),
+        OnnxRuntimeEngine(export_onnx(loaded, engine_cache), threads=2),
+    ]
+    if engines._has("openvino"):
+        found.append(OpenVinoEngine(export_onnx(loaded, engine_cache), 2, bfloat16=False))
+    return found
+
+
+def test_streamed_batches_come_back_in_order_each_as_embedded_alone(
+    glyph_loaded: LoadedModel, engine_cache: Path
+) -> None:
+    pixels = random_pixels(glyph_loaded, 40)
+    batches: list[np.ndarray | None] = [pixels[:8], None, pixels[8:9], pixels[9:30], pixels[30:]]
+    for engine in float32_engines(glyph_loaded, engine_cache):
+        alone = [None if batch is None else engine.embed(batch) for batch in batches]
+        streamed = list(embed_stream(engine, batches, lambda batch: batch))
+        assert [batch for batch, _ in streamed] == batches  # the same objects, in order
+        for (_, features), expected in zip(streamed, alone, strict=True):
+            if expected is None:
+                assert features is None  # nothing to embed: nothing submitted
+            else:
+                np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+        # Several batches given to the streams at once, read back in any order.
+        futures = [engine.submit(pixels[i : i + 10]) for i in range(0, 40, 10)]
+        for future, i in reversed(list(zip(futures, range(0, 40, 10), strict=True))):
+            np.testing.assert_allclose(
+                future.result(), engine.embed(pixels[i : i + 10]), rtol=1e-4, atol=1e-4
+            )
+
+
+def test_a_stream_closed_early_leaves_the_engine_usable(
+    glyph_loaded: LoadedModel, engine_cache: Path
+) -> None:
+    pixels = random_pixels(glyph_loaded, 64)
+    for engine in float32_engines(glyph_loaded, engine_cache):
+        stream = embed_stream(engine, [pixels] * 6, lambda batch: batch)
+        next(stream)
+        stream.close()  # as a cancelled labeling run does, with batches still submitted
+        np.testing.assert_allclose(
+            engine.embed(pixels[:3]), engine.embed(pixels)[:3], rtol=1e-4, atol=1e-4
+        )
 
 
 def test_the_export_is_cached_and_reused(
