@@ -200,7 +200,8 @@ def measure_stalls(args: argparse.Namespace, work: Path) -> None:
     spin_until(lambda: window.classes.index(0).data(REPORT_ROLE) is not None, 600, "adapting")
     paths = list(iter_image_files(args.images))
     info = window.model_info
-    print(f"model {info.name} on {info.device} ({info.engine}), batch {args.batch_size}")
+    batch = args.batch_size or "default"
+    print(f"model {info.name} on {info.device} ({info.engine}), batch {batch}")
     print(f"{len(paths)} images under {args.images}; a {TICK_MS} ms timer on the GUI thread")
 
     meter = StallMeter()
@@ -256,7 +257,7 @@ def main() -> int:
     parser.add_argument("--images", type=Path, required=True, help="folder of images to label")
     parser.add_argument("--model", default="photo-lite0-protonet")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--batch-size", type=int, default=32, help="the app's default: 32")
+    parser.add_argument("--batch-size", type=int, help="default: the app's")
     parser.add_argument("--naive-images", type=int, default=500, help="images in the naive run")
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3, help="fresh processes per start-up")

@@ -26,10 +26,16 @@ class PointStore:
         self.half = half
         self._exact = torch.zeros(0)
         self._rows = 0
+        self._reserved = 0
         self._packed: list[torch.Tensor | None] = []
 
     def __len__(self) -> int:
         return self._rows
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` rows at the next growth: one buffer of the size a labeling run will
+        need, instead of doublings that hold the old and new buffers at once."""
+        self._reserved = max(self._reserved, rows)
 
     def put(self, rows: list[int], points: torch.Tensor | None) -> None:
         """Write `points` (len(rows), ...) into `rows`; None writes zeros. Rows may be new."""
@@ -39,7 +45,10 @@ class PointStore:
             self._resize(0, points.shape[1:])  # every row so far failed (or none came yet)
         needed = max(rows) + 1
         if needed > len(self._exact):
-            self._resize(max(2 * len(self._exact), needed, 64), self._exact.shape[1:])
+            grown = max(2 * len(self._exact), needed, 64)
+            self._resize(
+                self._reserved if self._reserved >= needed else grown, self._exact.shape[1:]
+            )
         self._exact[torch.tensor(rows)] = 0.0 if points is None else points.float().cpu()
         self._rows = max(self._rows, needed)
         full = self._rows // BLOCK
@@ -68,7 +77,7 @@ class PointStore:
 
     def clear(self) -> None:
         self._exact = torch.zeros(0)
-        self._rows = 0
+        self._rows = self._reserved = 0
         self._packed = []
 
     def _pack(self, block: int) -> torch.Tensor | None:

@@ -58,7 +58,7 @@ class MainWindow(QMainWindow):
         autosave: Path | None = None,
         cache_dir: Path | None = None,
         device: str = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         engine: str = "auto",
         model: str = "",
         ask: Ask | None = None,

@@ -50,7 +50,7 @@ class LabelingClient(QObject):
         *,
         cache_dir: Path | None = None,
         device: str = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         engine: str = "auto",
     ) -> None:
         super().__init__(parent)

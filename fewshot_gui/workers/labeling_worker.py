@@ -80,7 +80,7 @@ class LabelingWorker(QObject):
         self,
         cache_dir: Path | None = None,
         device: str = "auto",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         engine: str = "auto",
     ) -> None:
         super().__init__()
