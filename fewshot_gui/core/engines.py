@@ -9,6 +9,7 @@ import importlib.util
 import io
 import json
 import os
+import queue
 import tempfile
 import time
 import warnings
@@ -155,13 +156,35 @@ class TorchEngine:
         return _ran(self.embed, pixels)
 
 
-class OnnxRuntimeEngine:
-    """The exported encoder in ONNX Runtime on the CPU, float32.
+class _StreamPool:
+    """One thread per stream, each running whole batches through `_run` single-threaded.
 
-    A batch is split into one part per thread, each run single-threaded at the same time:
-    one join per batch instead of one per layer, which also shares the cores better with
-    the threads decoding the next batch.
+    `embed` splits a batch into one part per stream and joins them; `submit` gives a batch
+    whole to the next free thread. An error in `_run` reaches the batch's future.
     """
+
+    streams: int
+    _pool: ThreadPoolExecutor
+
+    def _start_streams(self, streams: int, name: str) -> None:
+        self.streams = max(1, streams)
+        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix=name)
+
+    def embed(self, pixels: np.ndarray) -> np.ndarray:
+        parts = np.array_split(pixels, min(self.streams, len(pixels)))
+        return np.concatenate(list(self._pool.map(self._run, parts)))
+
+    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
+        return self._pool.submit(self._run, pixels)
+
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxRuntimeEngine(_StreamPool):
+    """The exported encoder in ONNX Runtime on the CPU, float32, one stream per thread: one
+    join per batch (or none, streamed) instead of one per layer, which also shares the cores
+    better with the threads decoding the next batch."""
 
     numerics = FLOAT32
 
@@ -175,62 +198,43 @@ class OnnxRuntimeEngine:
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        self.streams = max(1, threads)
-        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnxruntime")
+        self._start_streams(threads, "onnxruntime")
         self.name = f"onnxruntime {FLOAT32}"
-
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
-        parts = np.array_split(pixels, min(self.streams, len(pixels)))
-        return np.concatenate(list(self._pool.map(self._run, parts)))
-
-    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
-        return self._pool.submit(self._run, pixels)
 
     def _run(self, pixels: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]
 
 
-class OpenVinoEngine:
+class OpenVinoEngine(_StreamPool):
     """The exported encoder in OpenVINO on the CPU, float32 or bfloat16; like
-    `OnnxRuntimeEngine`, one stream per thread, each with its share of the batch."""
+    `OnnxRuntimeEngine`, one stream per thread, each with an inference request of its own."""
 
     def __init__(self, model_file: Path, threads: int, bfloat16: bool) -> None:
         import openvino
 
-        streams = max(1, threads)
+        self._start_streams(threads, "openvino")
         compiled = openvino.Core().compile_model(
             str(model_file),
             "CPU",
             {
                 "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32",
-                "INFERENCE_NUM_THREADS": streams,
-                "NUM_STREAMS": streams,
+                "INFERENCE_NUM_THREADS": self.streams,
+                "NUM_STREAMS": self.streams,
             },
         )
-        self.streams = streams
-        self._queue = openvino.AsyncInferQueue(compiled, streams)
-        self._queue.set_callback(self._finished)
+        self._idle: queue.SimpleQueue[openvino.InferRequest] = queue.SimpleQueue()
+        for _ in range(self.streams):  # as many requests as threads: one is always free
+            self._idle.put(compiled.create_infer_request())
         self.name = f"openvino {'bfloat16' if bfloat16 else FLOAT32}"
         self.numerics = self.name if bfloat16 else FLOAT32
 
-    def embed(self, pixels: np.ndarray) -> np.ndarray:
-        parts = np.array_split(pixels, min(self.streams, len(pixels)))
-        futures = [self.submit(part) for part in parts]
-        return np.concatenate([future.result() for future in futures])
-
-    def submit(self, pixels: np.ndarray) -> Future[np.ndarray]:
-        """Waits for a free stream, then starts the batch on it."""
-        future: Future[np.ndarray] = Future()
-        future.set_running_or_notify_cancel()  # a started request cannot be called back
-        self._queue.start_async({0: np.ascontiguousarray(pixels)}, future)
-        return future
-
-    @staticmethod
-    def _finished(request: object, future: Future[np.ndarray]) -> None:
+    def _run(self, pixels: np.ndarray) -> np.ndarray:
+        request = self._idle.get()
         try:
-            future.set_result(request.get_output_tensor(0).data.copy())  # type: ignore[attr-defined]
-        except Exception as error:  # handed to whoever reads the future
-            future.set_exception(error)
+            request.infer({0: np.ascontiguousarray(pixels)})  # releases the GIL while it runs
+            return request.get_output_tensor(0).data.copy()
+        finally:
+            self._idle.put(request)
 
 
 class PixelEncoder(nn.Module):

@@ -144,8 +144,8 @@ class Labeler:
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
         self._errors: list[str] = []
-        if half is None:
-            half = self.device.type == "cpu" and half_pays(self.spec.feature_dim)
+        if half is None:  # the copies serve only the product `_scores` makes for such models
+            half = self.model.scores_by_products and half_pays(self.spec.feature_dim)
         self._points = PointStore(half=half and self.device.type == "cpu")
         self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change

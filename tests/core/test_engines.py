@@ -169,3 +169,17 @@ def test_labels_through_onnxruntime_equal_labels_through_torch(
         # float32 engines share one embedding cache: the second one reads, not embeds.
         assert labeler.images_embedded == (len(paths) + 12 if engine == "torch" else 0)
     assert found["onnxruntime"] == found["torch"]
+
+
+def test_a_failing_batch_raises_from_its_future_and_the_streams_go_on(
+    glyph_loaded: LoadedModel, engine_cache: Path
+) -> None:
+    pixels = random_pixels(glyph_loaded, 4)
+    wrong = np.zeros((2, 5, 5, glyph_loaded.spec.channels + 2), np.uint8)  # not the model's
+    for engine in float32_engines(glyph_loaded, engine_cache):
+        failing = engine.submit(wrong)
+        with pytest.raises(Exception):  # noqa: B017 - each engine has its own error type
+            failing.result(timeout=60)
+        np.testing.assert_allclose(
+            engine.submit(pixels).result(timeout=60), engine.embed(pixels), rtol=1e-4, atol=1e-4
+        )

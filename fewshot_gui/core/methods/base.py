@@ -74,6 +74,11 @@ class FewShotClassifier(nn.Module, ABC):
         self.fit_support_features(features, labels)
         return predicted, novelty
 
+    @property
+    def scores_by_products(self) -> bool:
+        """Whether, once adapted, `scoring_directions` gives directions (not None)."""
+        return False
+
     def scoring_directions(self) -> torch.Tensor | None:
         """Directions (n_way, D) through whose products alone scores see the points, so that
         `score_products(points @ directions.T)` equals `score_points(points)`; or None."""

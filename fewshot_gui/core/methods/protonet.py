@@ -111,6 +111,10 @@ class ProtoNet(FewShotClassifier):
         predicted[alone], novelty[alone] = -1, float("nan")
         return predicted, novelty
 
+    @property
+    def scores_by_products(self) -> bool:
+        return self.metric == "cosine"
+
     def scoring_directions(self) -> torch.Tensor | None:
         """For cosine, the prototypes' unit directions; Euclidean scores need more."""
         if self.metric != "cosine" or self.prototypes is None:

@@ -123,6 +123,7 @@ def test_inner_learning_rate_zero_leaves_predictions_unchanged() -> None:
     unadapted.fit_support(support, support_labels)
     frozen.fit_support(support, support_labels)
     torch.testing.assert_close(frozen(query), unadapted(query))
+    assert frozen.scoring_directions() is None and not frozen.scores_by_products
 
 
 def test_adaptation_fits_the_support_set_and_leaves_the_module_untouched() -> None:

@@ -86,7 +86,7 @@ def test_cosine_scores_come_from_products_with_the_directions() -> None:
     model.fit_support(torch.rand(6, 16), torch.tensor([0, 0, 1, 1, 2, 2]))
     points = model.points(torch.rand(50, 16))
     directions = model.scoring_directions()
-    assert directions is not None
+    assert directions is not None and model.scores_by_products
     for ours, theirs in zip(
         model.score_products(points @ directions.T), model.score_points(points), strict=True
     ):
@@ -94,6 +94,7 @@ def test_cosine_scores_come_from_products_with_the_directions() -> None:
     euclidean = ProtoNet(nn.Identity())
     euclidean.fit_support(torch.rand(2, 16), torch.tensor([0, 1]))
     assert euclidean.scoring_directions() is None  # its scores need the points' lengths too
+    assert not euclidean.scores_by_products
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
