@@ -55,10 +55,11 @@ class Engine(Protocol):
     """Runs the encoder: uint8 pixels (B, H, W, C) -> float32 features (B, ...).
 
     `embed` runs one batch now, shared among all the engine's streams; `submit` gives a
-    batch whole to the next free stream, so that `streams` batches run at once and no stream
-    waits for another (see `embed_stream`). `numerics` is "float32" for engines whose
-    features equal torch float32's up to rounding (their cached embeddings are
-    interchangeable), else the engine's own name.
+    batch whole to the next free stream, so that `streams` batches run at once in the
+    background and no stream waits for another (see `embed_stream`); an engine with no
+    streams of its own (0) runs a submitted batch at once, in the caller. `numerics` is
+    "float32" for engines whose features equal torch float32's up to rounding (their cached
+    embeddings are interchangeable), else the engine's own name.
     """
 
     name: str
@@ -79,8 +80,9 @@ def embed_stream(
     """Each batch with its features (None where `pixels_of` gives None), in order.
 
     One batch more than the engine has streams is kept submitted, so a stream that finishes
-    finds the next batch waiting while the caller handles the one before. Closing the
-    iterator early lets the batches already submitted finish unread.
+    finds the next batch waiting while the caller handles the one before (an engine without
+    streams runs each batch just before it is handed back). Closing the iterator early lets
+    the batches already submitted finish unread.
     """
     pending: deque[tuple[Batch, Future[np.ndarray] | None]] = deque()
     try:
@@ -119,9 +121,9 @@ class EngineChoice:
 
 class TorchEngine:
     """The encoder in torch: float32, or autocast to bfloat16/float16 (channels-last on CPU).
-    One stream: torch spreads each operation over the cores itself."""
+    No streams: a batch runs in the caller, torch spreading each operation over the cores."""
 
-    streams = 1
+    streams = 0
 
     def __init__(
         self, encoder: nn.Module, spec: BackboneSpec, device: torch.device, dtype: torch.dtype
@@ -356,7 +358,7 @@ def measure(engine: Engine, pixels: np.ndarray, seconds: float = 0.5) -> float:
 
     def batches() -> Iterator[np.ndarray]:
         sent = 0
-        while sent < 2 * engine.streams or time.perf_counter() - started < seconds:
+        while sent < max(2, 2 * engine.streams) or time.perf_counter() - started < seconds:
             sent += 1
             yield pixels
 
