@@ -144,9 +144,10 @@ class Labeler:
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
         self._errors: list[str] = []
+        on_cpu = self.device.type == "cpu"
         if half is None:  # the copies serve only the product `_scores` makes for such models
-            half = self.model.scores_by_products and half_pays(self.spec.feature_dim)
-        self._points = PointStore(half=half and self.device.type == "cpu")
+            half = on_cpu and self.model.scores_by_products and half_pays(self.spec.feature_dim)
+        self._points = PointStore(half=half and on_cpu)
         self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
         self._on_device: torch.Tensor | None = None
@@ -422,7 +423,7 @@ class Labeler:
                 known[key] = self._memory[key] = vector
 
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
-            decoded = self._decoded(paths, keys, known, pool)
+            decoded = self._decoded(paths, keys, known, pool, cancel)
             encoded = embed_stream(self.engine, decoded, lambda batch: batch.pixels)
             try:
                 for batch, features in encoded:
@@ -439,8 +440,10 @@ class Labeler:
         keys: list[FileKey | str],
         known: dict[FileKey, np.ndarray],
         pool: ThreadPoolExecutor,
+        cancel: Callable[[], bool] | None,
     ) -> Generator[_Decoded, None, None]:
-        """Batches with their pixels decoded on `pool`, DECODE_AHEAD batches ahead."""
+        """Batches with their pixels decoded on `pool`, DECODE_AHEAD batches ahead; none
+        more, for the engine or the decoders, once `cancel` says so."""
         starts = range(0, len(paths), self.batch_size)
         ahead: deque[list[Future[np.ndarray] | None]] = deque()
 
@@ -462,6 +465,8 @@ class Labeler:
             for start in starts[:DECODE_AHEAD]:
                 submit(start)
             for n, start in enumerate(starts):
+                if cancel is not None and cancel():
+                    return
                 futures = ahead.popleft()
                 if n + DECODE_AHEAD < len(starts):
                     submit(starts[n + DECODE_AHEAD])

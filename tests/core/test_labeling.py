@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -160,9 +161,21 @@ def test_unreadable_examples_are_reported_and_their_class_left_out(
     )
 
 
-def test_cancel_stops_between_batches(glyph_model: Path, labeling_task: LabelingTask) -> None:
-    labeler = Labeler(load_model(glyph_model), batch_size=4)
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])  # in the caller; on 2 streams
+def test_cancel_stops_between_batches(
+    glyph_model: Path, labeling_task: LabelingTask, engine: str
+) -> None:
+    labeler = Labeler(load_model(glyph_model), batch_size=4, engine=engine)
     drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    submitted: list[int] = []
+    submit = labeler.engine.submit
+
+    def counted(pixels: np.ndarray) -> Future[np.ndarray]:
+        submitted.append(len(pixels))
+        return submit(pixels)
+
+    labeler.engine.submit = counted  # type: ignore[method-assign]
+    examples = labeler.images_embedded
     token = CancelToken()
     seen: list[int] = []
 
@@ -170,8 +183,16 @@ def test_cancel_stops_between_batches(glyph_model: Path, labeling_task: Labeling
         seen.append(event.done)
         token.cancel()
 
-    summary = drive(labeler.label(sorted(labeling_task.truth), token), stop_after_first)
+    paths = sorted(labeling_task.truth)
+    assert len(paths) >= 6 * 4  # more batches than the engine can have in flight
+    summary = drive(labeler.label(paths, token), stop_after_first)
     assert summary.cancelled and seen == [4] and len(labeler.relabel()) == 4
+    # Nothing is submitted after the cancel: at most the batches already in flight.
+    assert labeler.images_embedded == examples + 4
+    assert len(submitted) <= labeler.engine.streams + 1
+    submitted.clear()
+    summary = drive(labeler.label(paths, token))  # cancelled before it starts
+    assert summary.cancelled and submitted == [] and labeler.images_embedded == examples + 4
 
 
 def test_labeling_needs_a_support_set_and_support_sets_check_names(glyph_model: Path) -> None:

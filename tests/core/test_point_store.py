@@ -37,3 +37,30 @@ def test_half_products_follow_every_change_across_blocks() -> None:
     store.put([3, 2 * BLOCK + 12], torch.rand(2, 32))  # a row of the first block, a new one
     torch.testing.assert_close(store.times(matrix), store.exact() @ matrix.T, **close)
     assert store.times(matrix).shape == (2 * BLOCK + 13, 4)
+
+
+def test_rows_failed_before_any_points_stay_zeros_through_blocks_and_out_of_order_writes() -> None:
+    store = PointStore(half=True)
+    store.reserve(3 * BLOCK)
+    store.put(list(range(BLOCK)), None)  # a whole first block failed: nothing to pack yet
+    assert store.times(torch.rand(2, 6)).shape == (BLOCK, 2)
+    points = torch.rand(10, 6)
+    store.put(list(range(2 * BLOCK + 10, 2 * BLOCK + 20)), points)  # skips rows
+    exact = store.exact()
+    assert len(store) == 2 * BLOCK + 20 and exact.shape == (2 * BLOCK + 20, 6)
+    assert torch.equal(exact[: 2 * BLOCK + 10], torch.zeros(2 * BLOCK + 10, 6))
+    assert torch.equal(exact[2 * BLOCK + 10 :], points)
+    matrix = torch.rand(3, 6)
+    close = {"rtol": 1e-3, "atol": 1e-3}
+    torch.testing.assert_close(store.times(matrix), exact @ matrix.T, **close)
+    store.put([5, BLOCK + 5], torch.rand(2, 6))  # rows of two packed blocks change
+    torch.testing.assert_close(store.times(matrix), store.exact() @ matrix.T, **close)
+
+
+def test_points_arriving_after_failures_keep_every_row() -> None:
+    store = PointStore()
+    store.put(list(range(1, 100)), None)
+    store.put([0], torch.ones(1, 4))
+    assert len(store) == 100 and store.exact().shape == (100, 4)
+    assert torch.equal(store.exact()[1:], torch.zeros(99, 4))
+    assert store.times(torch.ones(1, 4)).shape == (100, 1)
