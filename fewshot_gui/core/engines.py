@@ -459,7 +459,8 @@ def _read_decisions(path: Path | None) -> dict[str, dict[str, object]]:
 def _decide(
     loaded: LoadedModel, allowed: list[_Candidate], batch_size: int, built: dict[str, Engine]
 ) -> dict[str, object]:
-    """Time each allowed engine on one synthetic batch, torch first; keeps them in `built`."""
+    """Time each allowed engine on a synthetic batch (`measure`), torch first; keeps them in
+    `built`."""
     spec = loaded.spec
     shape = (batch_size, spec.input_size, spec.input_size, spec.channels)
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
