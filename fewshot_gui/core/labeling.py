@@ -305,7 +305,9 @@ class Labeler:
     def _store(self, batch: _Embedded) -> list[int]:
         """Keep each file's points (what scoring needs of it under any support set)."""
         rows, embedded, vectors = [], [], []
-        for path, vector, error in zip(batch.paths, batch.vectors, batch.errors, strict=True):
+        for i, (path, vector, error) in enumerate(
+            zip(batch.paths, batch.vectors, batch.errors, strict=True)
+        ):
             row = self._rows.get(path)
             if row is None:
                 row = self._rows[path] = len(self._paths)
@@ -315,13 +317,15 @@ class Labeler:
                 self._errors[row] = error
             rows.append(row)
             if vector is not None:
-                embedded.append(row)
+                embedded.append(i)
                 vectors.append(vector)
-        kept = set(embedded)
-        self._points.put([row for row in rows if row not in kept], None)
+        points = None  # zeros for every row when none was embedded
         if vectors:
             features = torch.from_numpy(np.stack(vectors)).to(self.device)
-            self._points.put(embedded, self.model.points(features))
+            found = self.model.points(features)
+            points = found.new_zeros((len(rows), *found.shape[1:]))
+            points[embedded] = found
+        self._points.put(rows, points)  # one write: a block fills (and is packed) once
         if len(self._ok) < len(self._paths):
             self._ok = np.concatenate([self._ok, np.zeros(len(self._ok) + len(rows), bool)])
         self._ok[rows] = [not self._errors[row] for row in rows]
