@@ -12,12 +12,15 @@ from typing import Any, TextIO
 
 
 @contextmanager
-def atomic_write(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
+def atomic_write(
+    path: Path, *, newline: str | None = None, errors: str = "strict"
+) -> Iterator[TextIO]:
     """A text stream whose content replaces `path` only once the block ends without error.
 
     Until then the old file, if any, stays intact; on error the temporary file is removed.
     The temporary file sits in the same folder, so the final rename is atomic, and it is
     created with mode 0o666 so that the umask, not this function, sets its permissions.
+    `errors` is the UTF-8 encoder's error handler, as for `open`.
     """
     while True:
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -27,7 +30,7 @@ def atomic_write(path: Path, *, newline: str | None = None) -> Iterator[TextIO]:
         except FileExistsError:
             continue
     try:
-        with open(fd, "w", encoding="utf-8", newline=newline) as stream:
+        with open(fd, "w", encoding="utf-8", errors=errors, newline=newline) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

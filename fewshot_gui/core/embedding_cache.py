@@ -1,7 +1,13 @@
-"""Embeddings on disk, keyed by file identity (path, size, mtime) in one SQLite file per model."""
+"""Embeddings on disk, keyed by file identity (path, size, mtime) in one SQLite file per model.
+
+Paths are stored as the bytes `os.fsencode` gives (a BLOB), not as text: a POSIX file name
+need not be UTF-8, and `os.fsdecode` turns its stray bytes into lone surrogates that SQLite's
+text columns refuse. `os.fsdecode` of the stored bytes is the path again, exactly.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -10,6 +16,9 @@ from pathlib import Path
 import numpy as np
 
 FileKey = tuple[str, int, int]  # resolved path, size in bytes, mtime in nanoseconds
+
+# 1: paths as os.fsencode bytes; before it (0) they were text, which surrogates broke.
+SCHEMA_VERSION = 1
 
 
 class EmbeddingCache:
@@ -26,14 +35,28 @@ class EmbeddingCache:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS embeddings ("
-            " path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, shape TEXT, data BLOB)"
-        )
+        self._create_table()
+
+    def _create_table(self) -> None:
+        """Make the table; one of an older schema is dropped, as its rows are only a cache."""
+        # IMMEDIATE: runs sharing the file must not both see the old schema and both rebuild.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._db.execute("DROP TABLE IF EXISTS embeddings")
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings ("
+                " path BLOB PRIMARY KEY, size INTEGER, mtime_ns INTEGER, shape TEXT, data BLOB)"
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def get_many(self, keys: Sequence[FileKey]) -> dict[FileKey, np.ndarray]:
         """The cached embeddings among `keys`; files changed since caching are misses."""
-        wanted = {key[0]: key for key in keys}
+        wanted = {os.fsencode(key[0]): key for key in keys}
         found: dict[FileKey, np.ndarray] = {}
         paths = list(wanted)
         with self._lock:
@@ -46,7 +69,7 @@ class EmbeddingCache:
                 ).fetchall()
                 for path, size, mtime_ns, shape, data in rows:
                     key = wanted[path]
-                    if key == (path, size, mtime_ns):
+                    if key[1:] == (size, mtime_ns):
                         dims = tuple(int(d) for d in shape.split(","))
                         found[key] = np.frombuffer(data, dtype=np.float32).reshape(dims)
         return found
@@ -54,7 +77,7 @@ class EmbeddingCache:
     def put_many(self, items: Iterable[tuple[FileKey, np.ndarray]]) -> None:
         rows = [
             (
-                key[0],
+                os.fsencode(key[0]),
                 key[1],
                 key[2],
                 ",".join(str(d) for d in vector.shape),

@@ -1,6 +1,7 @@
 """Find image files and open any of them safely as RGB images or uint8 arrays."""
 
 import contextlib
+import errno
 import os
 import stat
 import struct
@@ -58,7 +59,8 @@ def iter_image_files(root: Path) -> Iterator[Path]:
     Each folder's entries are visited sorted by name. Hidden files and folders (name starts
     with '.') and files without an image suffix are skipped silently, as are subfolders that
     cannot be listed. Folder symlinks are not followed, so link loops cannot recur; file
-    symlinks are yielded even when broken, so loading reports them per file.
+    symlinks are yielded unexamined, even when broken or looping, so that loading reports
+    them per file.
 
     Raises:
         DataError: `root` is missing, not a folder or not readable (raised at the call).
@@ -145,7 +147,8 @@ def image_identity(path: Path) -> tuple[str, int, int]:
         status = os.stat(path)
     except OSError as exc:
         raise _load_error(path, _os_reason(path, exc)) from exc
-    return str(path.resolve()), status.st_size, status.st_mtime_ns
+    # realpath, unlike Path.resolve, never raises: a link loop made since the stat stays a path.
+    return os.path.realpath(path), status.st_size, status.st_mtime_ns
 
 
 def _sorted_entries(folder: str | Path) -> list[os.DirEntry[str]]:
@@ -167,8 +170,17 @@ def _walk(entries: list[os.DirEntry[str]]) -> Iterator[Path]:
             # One unreadable folder (lost+found, System Volume Information) must not hide the rest.
             with contextlib.suppress(OSError):
                 stack.append(iter(_sorted_entries(entry.path)))
-        elif (entry.is_file() or entry.is_symlink()) and is_image_path(Path(entry.name)):
+        elif is_image_path(Path(entry.name)) and _may_be_file(entry):
             yield Path(entry.path)
+
+
+def _may_be_file(entry: os.DirEntry[str]) -> bool:
+    """A file, a file symlink (broken or looping too), or an entry that cannot be inspected
+    (is_file follows links and raises ELOOP): loading tells which, per file."""
+    try:
+        return entry.is_symlink() or entry.is_file()
+    except OSError:
+        return True
 
 
 def _fitted_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -280,6 +292,8 @@ def _os_reason(path: Path, exc: OSError) -> str:
         return "broken symbolic link" if os.path.islink(path) else "file not found"
     if isinstance(exc, PermissionError):
         return "permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
     return f"cannot read file ({exc.strerror or exc})"
 
 

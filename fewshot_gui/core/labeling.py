@@ -160,11 +160,14 @@ class Labeler:
         """Identifies the embeddings this model and engine make, to key the disk cache.
 
         Engines with float32 numerics share one cache: their embeddings agree to rounding.
+        A file name stem: the card's name is sanitised, so it cannot lead out of the cache.
         """
+        from .paths import safe_file_stem
+
         digest = hashlib.sha256()
         digest.update((self.loaded.path / WEIGHTS_FILE).read_bytes())
         digest.update(json.dumps([self.loaded.card.get("model"), self.engine.numerics]).encode())
-        return f"{self.loaded.name}-{digest.hexdigest()[:16]}"
+        return f"{safe_file_stem(self.loaded.name)}-{digest.hexdigest()[:16]}"
 
     # --- support set and threshold -------------------------------------------------------
 

@@ -1,4 +1,12 @@
-"""The results manifest: one row per labeled file, written atomically as CSV, JSON or JSON lines."""
+"""The results manifest: one row per labeled file, written atomically as CSV, JSON or JSON lines.
+
+A POSIX file name is bytes and need not be UTF-8; `os.fsdecode` keeps its stray bytes as the
+lone surrogates U+DC80..U+DCFF. Such text is kept exactly, in a way each format allows: CSV
+holds the name's own bytes (Python's "surrogateescape"), so that one cell is not UTF-8; JSON
+and JSON lines stay UTF-8 and write each lone surrogate as its JSON escape (`"\\udcff"`).
+Reading undoes both, so the path read back is the path written. Valid UTF-8 text is
+written exactly as it always was.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +34,8 @@ MANIFEST_FIELDS: tuple[str, ...] = (
 MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".jsonl")
 CONFIDENCE_DIGITS = 6
 _NUMBER_FIELDS = ("confidence", "runner_up_confidence")
+# Lone surrogates occur only inside JSON strings, where a \u escape is their valid spelling.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -58,18 +69,23 @@ def write_manifest(
         raise ExportError(f"The manifest metadata is not plain JSON: {exc}") from exc
     records = (_record(row) for row in rows)
     try:
-        with atomic_write(out, newline="") as stream:
+        with atomic_write(out, newline="", errors="surrogateescape") as stream:
             if suffix == ".csv":
                 writer = csv.DictWriter(stream, fieldnames=MANIFEST_FIELDS)
                 writer.writeheader()
                 writer.writerows(records)
             elif suffix == ".json":
                 document = {"meta": meta or {}, "results": list(records)}
-                json.dump(document, stream, ensure_ascii=False, indent=2, allow_nan=False)
-                stream.write("\n")
+                stream.write(_json_text(document, indent=2) + "\n")
             else:
                 for record in records:
-                    stream.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+                    stream.write(_json_text(record) + "\n")
+    except UnicodeEncodeError as exc:
+        text = exc.object[exc.start : exc.end]
+        raise ExportError(
+            f"The manifest {out} cannot hold {text!r}, which is not a POSIX file name's byte; "
+            "name it .json or .jsonl instead."
+        ) from exc
     except OSError as exc:
         raise ExportError(f"Could not write the manifest {out}: {exc.strerror or exc}") from exc
 
@@ -80,7 +96,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
     suffix = _checked_suffix(path)
     try:
         # utf-8-sig: a spreadsheet that re-saves the CSV may prepend a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
+        # CSV cells may hold a file name's own non-UTF-8 bytes; JSON is always UTF-8.
+        errors = "surrogateescape" if suffix == ".csv" else "strict"
+        text = path.read_text(encoding="utf-8-sig", errors=errors)
     except OSError as exc:
         raise ExportError(f"Could not read the manifest {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -104,6 +122,11 @@ def _checked_suffix(path: Path) -> str:
             f"name it with one of {', '.join(MANIFEST_SUFFIXES)}."
         )
     return suffix
+
+
+def _json_text(document: Any, indent: int | None = None) -> str:
+    text = json.dumps(document, ensure_ascii=False, indent=indent, allow_nan=False)
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 def _record(row: ManifestRow) -> dict[str, Any]:

@@ -1,12 +1,16 @@
-"""Where resources, user models and caches live on this machine."""
+"""Where resources, user models and caches live on this machine, and names safe to put there."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from platformdirs import user_cache_path, user_data_path
 
 APP_NAME = "fewshot-gui"
+MAX_STEM_CHARS = 64
+_UNSAFE_STEM_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_WINDOWS_DEVICE = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -38,3 +42,17 @@ def user_models_dir() -> Path:
 
 def cache_dir() -> Path:
     return user_cache_path(APP_NAME)
+
+
+def safe_file_stem(name: str) -> str:
+    """`name` (a model card's, say: text anyone can write) as a file name stem that stays
+    inside the folder it is joined to, on any system.
+
+    Every character but ASCII letters, digits, '.', '_' and '-' becomes '_'; leading dots go
+    (no '..', no hidden file) and trailing ones too (Windows drops them); a Windows device
+    name gets a '_' (CON_, nul_.x); the result has 1 to MAX_STEM_CHARS + 1 characters.
+    Distinct names can give one stem: where that matters, add a hash of what the file holds.
+    """
+    stem = _UNSAFE_STEM_CHARS.sub("_", name)[:MAX_STEM_CHARS].strip(".") or "_"
+    device = _WINDOWS_DEVICE.fullmatch(stem)
+    return f"{device[1]}_{device[2] or ''}" if device else stem

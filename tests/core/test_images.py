@@ -434,6 +434,25 @@ def test_iter_image_files_walks_sorted_and_skips_hidden(tmp_path: Path) -> None:
     ]
 
 
+def test_a_file_symlink_loop_is_listed_and_reported_per_file(tmp_path: Path) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    _save(Image.new("RGB", (8, 8), RED), tmp_path / "c.png")
+
+    found = list(iter_image_files(tmp_path))
+
+    assert [p.name for p in found] == ["a.png", "b.png", "c.png", "dangling.png"]
+    for name in ("a.png", "b.png"):
+        with pytest.raises(ImageLoadError, match="symbolic link loop"):
+            image_identity(tmp_path / name)
+        with pytest.raises(ImageLoadError, match="symbolic link loop"):
+            load_image(tmp_path / name)
+    with pytest.raises(ImageLoadError, match="broken symbolic link"):
+        image_identity(tmp_path / "dangling.png")
+    assert image_identity(tmp_path / "c.png")[1] == (tmp_path / "c.png").stat().st_size
+
+
 def test_iter_image_files_rejects_a_missing_or_non_folder_root(tmp_path: Path) -> None:
     (tmp_path / "file.png").write_bytes(b"x")
     with pytest.raises(DataError, match="folder not found"):

@@ -103,6 +103,44 @@ def test_new_manifest_gets_ordinary_permissions(tmp_path: Path) -> None:
     assert (tmp_path / "results.csv").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.skipif(os.name != "posix", reason="only POSIX file names are arbitrary bytes")
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_non_utf8_file_name_round_trips_to_the_same_path(tmp_path: Path, suffix: str) -> None:
+    folder = os.fsencode(tmp_path / "images")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"\xff\xfe.png"), "wb") as stream:
+        stream.write(b"x")
+    (name,) = os.listdir(os.fsdecode(folder))
+    path = str(tmp_path / "images" / name)
+    assert "\udcff\udcfe" in path  # what os.fsdecode makes of the stray bytes
+    rows = [
+        ManifestRow(path, "cat", 0.5, "dog", 0.25, ""),
+        ManifestRow("/photos/猫.png", "dog", 1.0, "", None, f"cannot read: {path}"),
+    ]
+    out = tmp_path / f"results{suffix}"
+    write_manifest(rows, out, meta={"support": ["\udcffcat"]})
+
+    assert read_manifest(out) == rows
+    assert Path(read_manifest(out)[0].path).read_bytes() == b"x"
+    raw = out.read_bytes()
+    if suffix == ".csv":
+        assert os.fsencode(path) in raw  # the name's own bytes
+    else:
+        raw.decode("utf-8")  # JSON stays UTF-8: the stray bytes are written as escapes
+        assert b"\\udcff\\udcfe.png" in raw and "/photos/猫.png".encode() in raw
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_utf8_name_that_spells_an_escape_is_written_as_before(
+    tmp_path: Path, suffix: str
+) -> None:
+    out = tmp_path / f"results{suffix}"
+    write_manifest([ManifestRow("/photos/猫 \\udcff.png", "cat", 0.5, "", None, "")], out)
+    text = out.read_text(encoding="utf-8")
+    assert ("/photos/猫 \\udcff.png" if suffix == ".csv" else "/photos/猫 \\\\udcff.png") in text
+    assert read_manifest(out)[0].path == "/photos/猫 \\udcff.png"
+
+
 def test_csv_saved_with_a_byte_order_mark_still_reads(tmp_path: Path) -> None:
     out = tmp_path / "results.csv"
     write_manifest(ROWS, out)
