@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 from collections.abc import Callable, Generator
@@ -11,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ExportError
-from .export import ExportMode, _describe, _free_name, _is_prefix, _Journal, _move, _same_file
+from .export import (
+    ExportMode,
+    _copy,
+    _describe,
+    _free_name,
+    _is_prefix,
+    _Journal,
+    _same_file,
+    _sync_folder,
+)
 
 UndoAction = Literal["restored", "removed", "kept", "skipped", "failed"]
 
@@ -57,6 +68,9 @@ def undo_export(journal_path: Path) -> Generator[UndoEvent, None, UndoSummary]:
     a free name. Copies and symlinks are deleted only while still exactly what the export made
     and while the source still exists. After a crash mid-file the disk decides: a file is
     deleted only when its bytes all exist at the other path, so the only copy is never lost.
+    A move back across filesystems writes a hidden copy beside the source and only then gives
+    it the source's name: an undo killed midway leaves no cut-short file there, and run again
+    it discards that copy, makes it anew from the intact exported file, and says so.
     Folders the export created are removed if empty. When nothing failed the journal is marked
     undone and a second call yields nothing (already_undone); otherwise it can be retried.
     """
@@ -141,28 +155,108 @@ _Undone = tuple[UndoAction, str, Path | None]
 
 def _undo_move(op: _JournalOp) -> _Undone:
     source, target = op.source, op.target
+    discarded = _discard_partial(source)
+    note = " A half-done copy from an interrupted undo was discarded." if discarded else ""
     if not os.path.lexists(target):
         return "skipped", f"Nothing at {target}: the file was never moved or is back.", None
     if target.is_symlink() or not target.is_file():
-        return "kept", f"{target} is no longer the moved file; left it alone.", None
+        return "kept", f"{target} is no longer the moved file; left it alone.{note}", None
     if os.path.lexists(source):
         if _same_file(source, target) or (op.done is None and _is_prefix(target, source)):
             # The move never finished: the source is whole, the target an extra link or copy.
             os.unlink(target)
             return "restored", "The file was still at its source; removed the extra.", source
+        if op.done is not None and _same_bytes(source, target):
+            # An undo stopped after placing its whole copy back, before deleting the target.
+            os.unlink(target)
+            return "restored", f"An interrupted undo had copied it back; removed {target}.", source
         if op.done is None:
-            return "kept", f"{source} and {target} both exist and differ; left both.", None
+            return "kept", f"{source} and {target} both exist and differ; left both.{note}", None
     source.parent.mkdir(parents=True, exist_ok=True)
     home = source
     while True:
         try:
-            _move(target, home)
+            discarded = _move_back(target, home) or discarded
         except FileExistsError:
             home = _free_name(source)  # never overwrite whatever took the old name
             continue
+        note = " A half-done copy from an interrupted undo was discarded." if discarded else ""
         if home == source:
-            return "restored", "Moved back.", home
-        return "restored", f"{source.name} is taken by another file; restored as {home.name}.", home
+            return "restored", f"Moved back.{note}", home
+        taken = f"{source.name} is taken by another file; restored as {home.name}."
+        return "restored", taken + note, home
+
+
+def _move_back(target: Path, home: Path) -> bool:
+    """Move `target` to the free name `home`; whether a half-done copy had to be discarded.
+
+    Within one filesystem a hard link, then unlinking `target`. Across two, a copy under a
+    hidden name beside `home`, fsynced, then given `home`'s name: whenever the process dies,
+    `home` is absent or whole, and `target` stays until then. A copy left by a killed undo is
+    deleted and made again from `target`, which is intact. Raises FileExistsError if `home`
+    is taken.
+    """
+    discarded = _discard_partial(home)
+    if os.path.lexists(home):
+        raise FileExistsError(errno.EEXIST, "File exists", str(home))
+    try:
+        os.link(target, home)
+    except FileExistsError:
+        raise
+    except OSError:
+        partial = _partial_name(home)
+        _copy(target, partial, durable=True)
+        try:
+            if os.path.getsize(partial) != os.path.getsize(target):
+                raise OSError(errno.EIO, "The copy came out a different size", str(partial))
+            _place(partial, home)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        _sync_folder(home.parent)
+    os.unlink(target)
+    return discarded
+
+
+def _place(partial: Path, home: Path) -> None:
+    """Give the finished copy `partial` the name `home`, never overwriting."""
+    try:
+        os.link(partial, home)
+    except FileExistsError:
+        raise
+    except OSError:
+        # No hard links here (FAT, some shares): rename, which would overwrite, after a check.
+        if os.path.lexists(home):
+            raise FileExistsError(errno.EEXIST, "File exists", str(home)) from None
+        os.rename(partial, home)
+        return
+    os.unlink(partial)
+
+
+def _partial_name(home: Path) -> Path:
+    """Where the copy for `home` is written: hidden (labeling skips it), named by a hash of
+    `home`'s name (so a rerun finds it, and long names stay under the length limit)."""
+    digest = hashlib.sha256(os.fsencode(home.name)).hexdigest()[:16]
+    return home.with_name(f".fewshot-undo-{digest}.part")
+
+
+def _discard_partial(home: Path) -> bool:
+    """Delete the copy a killed undo left for `home`, if any: it may be cut short."""
+    try:
+        os.unlink(_partial_name(home))
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    return (
+        first.is_file()
+        and not first.is_symlink()
+        and os.path.getsize(first) == os.path.getsize(second)
+        and _is_prefix(second, first)
+    )
 
 
 def _undo_copy(op: _JournalOp) -> _Undone:
@@ -199,3 +293,4 @@ _UNDO: dict[str, Callable[[_JournalOp], _Undone]] = {
     "move": _undo_move,
     "link": _undo_link,
 }
+

@@ -6,7 +6,9 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -498,6 +500,88 @@ def test_undo_twice_is_harmless(src: Path, dest: Path, journal: Path) -> None:
     assert events == [] and summary.already_undone
     assert (src / "one/a.jpg").read_bytes() == b"edited after the undo"
     assert sha256_tree(src.parent).keys() == restored.keys()
+
+
+def no_hard_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every hard link fail as it does across filesystems, so moves copy."""
+
+    def link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", link)
+
+
+def die_mid_copy(monkeypatch: pytest.MonkeyPatch, victim: Path, after_bytes: int) -> None:
+    """Make the process 'die' once `after_bytes` of `victim` are copied: that copy is cut
+    short, and nothing the process would do next (clean-up included) happens."""
+    real_copy, real_unlink = shutil.copyfileobj, os.unlink
+    dead = False
+
+    def copyfileobj(reader: BinaryIO, writer: BinaryIO, length: int = 0) -> None:
+        nonlocal dead
+        if Path(reader.name) != victim:
+            real_copy(reader, writer, length)
+            return
+        writer.write(reader.read(after_bytes))
+        writer.flush()
+        dead = True
+        raise Crash
+
+    def unlink(path: os.PathLike[str] | str, *args: object, **kwargs: object) -> None:
+        if dead:
+            raise Crash
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copyfileobj)
+    monkeypatch.setattr(os, "unlink", unlink)
+
+
+def test_undo_killed_mid_copy_back_leaves_no_cut_file_and_a_rerun_restores_it(
+    src: Path, dest: Path, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = sha256_tree(src)
+    plan = plan_export(items_for(src), dest)
+    run(plan, "move", journal)
+    big = next(op for op in plan if op.source.name == "big.bin")
+    no_hard_links(monkeypatch)  # the move back crosses filesystems, for both undos
+    with monkeypatch.context() as patch:
+        die_mid_copy(patch, big.target, after_bytes=123_456)
+        with pytest.raises(Crash):
+            undo(journal)
+    assert not big.source.exists()  # never a cut-short file at the original path
+    assert big.target.read_bytes() == SOURCE_FILES["two/big.bin"]
+
+    events, summary = undo(journal)
+
+    assert summary.failed == 0
+    assert sha256_tree(src) == before  # every byte back, no "(2)", no copy left behind
+    (event,) = (e for e in events if e.source == big.source)
+    assert event.action == "restored" and event.restored_to == big.source
+    assert "half-done copy from an interrupted undo was discarded" in event.message
+    assert not dest.exists()
+
+
+def test_undo_killed_after_copying_back_deletes_the_export_on_rerun(
+    src: Path, dest: Path, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = sha256_tree(src)
+    plan = plan_export(items_for(src), dest)
+    run(plan, "move", journal)
+    big = next(op for op in plan if op.source.name == "big.bin")
+    no_hard_links(monkeypatch)
+    with monkeypatch.context() as patch:
+        crash_on_unlink(patch, big.target)
+        with pytest.raises(Crash):
+            undo(journal)
+    assert big.source.read_bytes() == big.target.read_bytes()  # two whole copies
+
+    events, summary = undo(journal)
+
+    assert summary.failed == 0
+    assert sha256_tree(src) == before
+    (event,) = (e for e in events if e.source == big.source)
+    assert event.action == "restored" and event.restored_to == big.source
+    assert "interrupted undo had copied it back" in event.message
 
 
 def test_undo_never_overwrites_a_reoccupied_source(src: Path, dest: Path, journal: Path) -> None:
