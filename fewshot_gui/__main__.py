@@ -2,6 +2,6 @@
 
 import sys
 
-from fewshot_gui.gui.app import main
+from fewshot_gui.gui.launcher import main
 
 sys.exit(main())

@@ -98,8 +98,10 @@ def plan_export(
     Each label gets the folder dest/safe_folder_name(label); labels that clash there (also by
     case) get '-2', '-3', ... with labels already safe keeping their plain name. A target
     keeps the source's file name, plus ' (2)', ' (3)', ... before the suffix where a file on
-    disk or an earlier planned target has it. Labels equal to `unknown_label`, and '' (a file
-    that failed), are skipped unless `include_unknown`. All paths come back absolute.
+    disk or an earlier planned target has it. Labels equal to `unknown_label` are skipped
+    unless `include_unknown`; '' (a file that could not be read) always is: it is no clutter
+    for the unknown folder, and the manifest lists it with its error. All paths come back
+    absolute.
     Raises ExportError if a source is listed twice or a target would land outside `dest`.
     """
     dest = Path(os.path.abspath(dest))
@@ -108,10 +110,8 @@ def plan_export(
     selected: list[tuple[Path, str]] = []
     sources: set[Path] = set()
     for source, label in items:
-        if label in ("", unknown_label):
-            if not include_unknown:
-                continue
-            label = unknown_label
+        if not label or (label == unknown_label and not include_unknown):
+            continue
         source = Path(os.path.abspath(source))
         if source in sources or not source.name:
             raise ExportError(f"{source} is not a file or is listed twice; list each file once.")

@@ -25,6 +25,7 @@ from .export import (
 )
 
 UndoAction = Literal["restored", "removed", "kept", "skipped", "failed"]
+JournalState = Literal["none", "exported", "undone", "damaged"]
 
 
 @dataclass(frozen=True)
@@ -294,3 +295,30 @@ _UNDO: dict[str, Callable[[_JournalOp], _Undone]] = {
     "link": _undo_link,
 }
 
+
+def journal_state(journal_path: Path | None) -> JournalState:
+    """Whether the export `journal_path` records can be undone: 'exported' is the one that can.
+
+    'none': no path, or no file there (deleted, or on a drive not mounted); 'undone': undo ran
+    to the end, which undo_export marks with a last 'undone' line; 'damaged': not a journal.
+    Reads the first and last lines only, so a window can ask it of a journal of any size.
+    """
+    if journal_path is None or not os.path.isfile(journal_path):
+        return "none"
+    try:
+        with open(journal_path, "rb") as stream:
+            first = json.loads(stream.readline())
+            stream.seek(max(0, os.fstat(stream.fileno()).st_size - _TAIL_BYTES))
+            last = stream.read().rstrip(b"\n").rpartition(b"\n")[2]
+    except (OSError, ValueError):
+        return "damaged"
+    if not isinstance(first, dict) or first.get("kind") != "export":
+        return "damaged"
+    try:
+        undone = json.loads(last).get("kind") == "undone"
+    except (ValueError, AttributeError):  # a line cut short by a crash: undo never finished
+        undone = False
+    return "undone" if undone else "exported"
+
+
+_TAIL_BYTES = 4096  # holds the short "undone" line; a longer last line is not that one

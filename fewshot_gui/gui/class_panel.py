@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QModelIndex, QSize, Qt, Signal
@@ -12,13 +13,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QMessageBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from fewshot_gui.core.images import IMAGE_SUFFIXES
-from fewshot_gui.core.support import sort_dropped
+from fewshot_gui.core.support import DroppedFiles, sort_dropped
 from fewshot_gui.gui.class_model import (
     CLASS_THUMB,
     EXAMPLE_THUMB,
@@ -29,6 +31,20 @@ from fewshot_gui.gui.class_model import (
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.hint_view import HintListView
 from fewshot_gui.gui.results_model import RESULTS_MIME
+
+Ask = Callable[[str, str], bool]  # (title, question) -> yes
+# Examples are a few typical images; a drop of more than this onto one class is asked about.
+MANY_EXAMPLES = 20
+
+
+def ask_with_message_box(parent: QWidget) -> Ask:
+    """An Ask that shows a Yes/No question over `parent`."""
+
+    def ask(title: str, text: str) -> bool:
+        answer = QMessageBox.question(parent, title, text)
+        return answer == QMessageBox.StandardButton.Yes
+
+    return ask
 
 
 def local_paths(mime: QMimeData) -> list[Path]:
@@ -75,15 +91,23 @@ class _DropList(HintListView):
 
 
 class ClassPanel(QWidget):
-    """Classes above, the selected class's examples below; `message` goes to the status bar."""
+    """Classes above, the selected class's examples below; `message` goes to the status bar.
+
+    `ask` puts a yes/no question to the person before a drop adds many examples at once.
+    """
 
     message = Signal(str)
     resultsDropped = Signal(list, str)  # result paths dropped onto a class: a correction
 
     def __init__(
-        self, editor: SessionEditor, examples: ExampleModel, parent: QWidget | None = None
+        self,
+        editor: SessionEditor,
+        examples: ExampleModel,
+        parent: QWidget | None = None,
+        ask: Ask | None = None,
     ):
         super().__init__(parent)
+        self.ask = ask or ask_with_message_box(self)
         self.editor = editor
         self.classes: ClassModel = editor.classes
         self.example_model = examples
@@ -156,23 +180,52 @@ class ClassPanel(QWidget):
         self.select_class(name)
         return name
 
-    def add_files(self, paths: list[Path], target: str) -> int:
-        """Add dropped or pasted paths to the class `target` ('' for none); returns the count."""
+    def add_files(self, paths: list[Path], target: str, *, confirm: bool = False) -> int:
+        """Add dropped or pasted paths to the class `target` ('' for none); returns the count.
+
+        With `confirm`, a drop that would add many examples to a class, or a folder's images to
+        the class it was dropped on, is asked about first; declined, it adds nothing.
+        """
         dropped = sort_dropped(paths, into_target=bool(target))
-        groups = {name or target: list(files) for name, files in dropped.groups.items()}
+        groups = {
+            name or target: list(dict.fromkeys(files)) for name, files in dropped.groups.items()
+        }
+        if confirm and not self._confirm(paths, target, groups):
+            self.message.emit("Added no examples: the drop was declined")
+            return 0
+        already = {
+            name: sum(path in have for path in files)
+            for name, files in groups.items()
+            if (have := set(self.classes.examples(self.classes.row_of(name))))
+        }
         added = self.editor.add_examples(groups) if groups else 0
-        if dropped.rejected:
-            names = ", ".join(p.name for p in dropped.rejected[:3])
-            more = "…" if len(dropped.rejected) > 3 else ""
-            kinds = ", ".join(sorted(s.lstrip(".").upper() for s in IMAGE_SUFFIXES))
-            self.message.emit(f"Not an image: {names}{more} (images are {kinds})")
-        elif groups:
-            self.message.emit(f"Added {added} example(s) to {', '.join(groups)}")
+        self.message.emit(_added_message(added, groups, already, dropped))
         if groups and not self.current_class():
             self.select_class(next(iter(groups)))
         elif target:
             self.select_class(target)
         return added
+
+    def _confirm(self, paths: list[Path], target: str, groups: dict[str, list[Path]]) -> bool:
+        many = {name: len(files) for name, files in groups.items() if len(files) > MANY_EXAMPLES}
+        into_target = groups.get(target, []) if target else []
+        folders = [p for p in paths if p.is_dir() and any(f.is_relative_to(p) for f in into_target)]
+        if not many and not folders:
+            return True
+        if folders:
+            count = len(into_target)
+            title = f"Add {count} example(s) to {target}?"
+            what = f"the folder {folders[0].name}" + (" and more" if len(folders) > 1 else "")
+            text = f"You dropped {what} on the class {target}: {count} image(s)."
+        else:
+            title = f"Add {sum(many.values())} examples?"
+            counts = ", ".join(f"{n} to {name}" for name, n in many.items())
+            text = f"This drop adds {counts}."
+        text += (
+            " A few typical images per class are enough for examples. To label a folder, "
+            "drop it on the results instead. Add them all as examples?"
+        )
+        return self.ask(title, text)
 
     def add_from_dialog(self) -> None:
         target = self.current_class() or self.add_class()
@@ -189,7 +242,7 @@ class ClassPanel(QWidget):
         if not paths:
             self.message.emit("The clipboard holds no files to paste")
             return
-        self.add_files(paths, self.current_class())
+        self.add_files(paths, self.current_class(), confirm=True)
 
     def rename_selected(self) -> None:
         index = self.class_list.currentIndex()
@@ -219,7 +272,7 @@ class ClassPanel(QWidget):
             paths = [Path(p) for p in bytes(mime.data(RESULTS_MIME).data()).decode().splitlines()]
             self.resultsDropped.emit(paths, target or self.add_class())
             return
-        self.add_files(local_paths(mime), target)
+        self.add_files(local_paths(mime), target, confirm=True)
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         name = self.classes.names()[current.row()] if current.isValid() else ""
@@ -244,3 +297,33 @@ class ClassPanel(QWidget):
             self.class_list.setCurrentIndex(self.classes.index(0))
         else:
             self._on_current(QModelIndex(), QModelIndex())
+
+
+def _added_message(
+    added: int, groups: dict[str, list[Path]], already: dict[str, int], dropped: DroppedFiles
+) -> str:
+    """What a drop did, and why any of it was not added."""
+    names = ", ".join(groups)
+    sentences = [f"Added {added} example(s) to {names}" if added else "Added no examples"]
+    for name, count in already.items():
+        if count == len(groups[name]) and count:
+            sentences.append(f"All {count} are already examples of {name}")
+        elif count:
+            sentences.append(f"{count} already example(s) of {name}")
+    missing = [p for p in dropped.rejected if not p.exists()]
+    folders = [p for p in dropped.rejected if p.is_dir()]
+    others = [p for p in dropped.rejected if p not in missing and p not in folders]
+    if others:
+        kinds = ", ".join(sorted(s.lstrip(".").upper() for s in IMAGE_SUFFIXES))
+        sentences.append(f"Not an image: {_names(others)} (images are {kinds})")
+    if folders:
+        sentences.append(f"No images found in {_names(folders)}")
+    if missing:
+        sentences.append(f"Not found: {_names(missing)}")
+    if len(sentences) == 1 and not added:
+        sentences.append("Nothing to add")
+    return ". ".join(sentences)
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(p.name for p in paths[:3]) + ("…" if len(paths) > 3 else "")

@@ -6,7 +6,14 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    Qt,
+    Signal,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,13 +40,20 @@ from fewshot_gui.core.export import (
     execute_export,
     plan_export,
 )
-from fewshot_gui.core.export_undo import undo_export
+from fewshot_gui.core.export_undo import journal_state, undo_export
 from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.core.manifest import write_manifest
 from fewshot_gui.gui.results_model import ResultsModel
 from fewshot_gui.workers.background import BackgroundJob
 
 Index = QModelIndex | QPersistentModelIndex
+MODES = (
+    ("Copy (keep the originals)", "copy"),
+    ("Move", "move"),
+    ("Link (symbolic links to the originals)", "link"),
+)
+PAST = {"copy": "copied", "move": "moved", "link": "linked"}
+_KEY = "export/"  # QSettings group: the dialog opens as it was last used, also after a restart
 
 
 class PlanModel(QAbstractTableModel):
@@ -86,7 +100,11 @@ class PlanModel(QAbstractTableModel):
 
 
 class ExportDialog(QDialog):
-    """`exported(journal or None)` when an export finished; `undone()` after undo."""
+    """`exported(journal or None)` when an export finished; `undone()` after undo.
+
+    Its choices are kept in `settings` (by default the parent's `settings`, as the main window
+    has) when an export starts, and shown again the next time.
+    """
 
     exported = Signal(object)
     undone = Signal()
@@ -97,11 +115,16 @@ class ExportDialog(QDialog):
         last_journal: Path | None,
         parent: QWidget | None = None,
         meta: dict[str, Any] | None = None,
+        settings: QSettings | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.resize(760, 520)
         self.results, self.last_journal, self.meta = results, last_journal, meta or {}
+        parent_settings = getattr(parent, "settings", None)
+        if settings is None and isinstance(parent_settings, QSettings):
+            settings = parent_settings
+        self.settings = settings if settings is not None else QSettings()
         self.job = BackgroundJob(self)
 
         self.manifest_box = QGroupBox("Write a manifest (CSV or JSON)", self)
@@ -117,8 +140,12 @@ class ExportDialog(QDialog):
         self.destination = QLineEdit(self)
         self.destination.setPlaceholderText("Folder that receives one subfolder per class")
         self.mode = QComboBox(self)
-        self.mode.addItem("Copy (keep the originals)", "copy")
-        self.mode.addItem("Move", "move")
+        for text, mode in MODES:
+            self.mode.addItem(text, mode)
+        self.mode.setToolTip(
+            "Copy and Link leave the originals where they are; a link takes no space, but breaks "
+            "if the original moves"
+        )
         self.include_unknown = QCheckBox("Also export 'unknown' images", self)
         form = QFormLayout(self.files_box)
         form.addRow("Destination:", self._with_browse(self.destination, self._browse_destination))
@@ -143,7 +170,7 @@ class ExportDialog(QDialog):
         self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         self.undo_button = QPushButton("Undo Last Export", self)
         self.undo_button.setToolTip("Move or delete what the last export put into class folders")
-        self.undo_button.setEnabled(last_journal is not None and last_journal.exists())
+        self._enable_undo()
         buttons.addButton(self.undo_button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.addButton(QDialogButtonBox.StandardButton.Close)
 
@@ -156,6 +183,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(buttons)
 
+        self._restore_choices()
         self.export_button.clicked.connect(self.export)
         self.undo_button.clicked.connect(self.undo)
         buttons.rejected.connect(self.reject)
@@ -167,6 +195,33 @@ class ExportDialog(QDialog):
         self.job.finished.connect(self._on_finished)
         self.job.failed.connect(self._on_failed)
         self.refresh_plan()
+
+    def _restore_choices(self) -> None:
+        value = self.settings.value
+        self.manifest_box.setChecked(value(_KEY + "write_manifest", True, type=bool))
+        self.manifest_path.setText(value(_KEY + "manifest", self.manifest_path.text(), type=str))
+        self.files_box.setChecked(value(_KEY + "sort_files", False, type=bool))
+        self.destination.setText(value(_KEY + "destination", "", type=str))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(value(_KEY + "mode", "copy"))))
+        self.include_unknown.setChecked(value(_KEY + "include_unknown", False, type=bool))
+
+    def _save_choices(self) -> None:
+        for key, choice in (
+            ("write_manifest", self.manifest_box.isChecked()),
+            ("manifest", self.manifest_path.text()),
+            ("sort_files", self.files_box.isChecked()),
+            ("destination", self.destination.text().strip()),
+            ("mode", self.mode.currentData()),
+            ("include_unknown", self.include_unknown.isChecked()),
+        ):
+            self.settings.setValue(_KEY + key, choice)
+        self.settings.sync()
+
+    def _enable_undo(self) -> None:
+        # The journal says whether its export still stands: also for a session reopened later.
+        self.undo_button.setEnabled(
+            not self.job.running and journal_state(self.last_journal) == "exported"
+        )
 
     def _with_browse(self, edit: QLineEdit, slot: Any) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -195,18 +250,21 @@ class ExportDialog(QDialog):
             self.status.setText(f"{self.results.rowCount()} labeled images")
             return
         destination = Path(self.destination.text().strip())
+        items = self.results.labeled_items()
         try:
-            plan = plan_export(
-                self.results.labeled_items(),
-                destination,
-                include_unknown=self.include_unknown.isChecked(),
-            )
+            plan = plan_export(items, destination, include_unknown=self.include_unknown.isChecked())
         except ExportError as error:
             self.status.setText(str(error))
             return
         self.plan_model.set_plan(plan, destination)
-        verb = "copied" if self.mode.currentData() == "copy" else "moved"
-        self.status.setText(f"{len(plan)} files will be {verb}; nothing is overwritten")
+        text = f"{len(plan)} files will be {PAST[self.mode.currentData()]}; nothing is overwritten"
+        unreadable = sum(1 for _path, label in items if not label)
+        if unreadable:
+            text += (
+                f". {unreadable} unreadable file(s) stay where they are, in no folder; "
+                "the manifest lists them with the reason"
+            )
+        self.status.setText(text)
 
     def export(self) -> None:
         if self.job.running:
@@ -217,6 +275,7 @@ class ExportDialog(QDialog):
         if manifest is None and not plan:
             self.status.setText("Choose a manifest file or a destination folder")
             return
+        self._save_choices()
         rows = [p.manifest_row() for p in self.results.effective_predictions()]
         mode = self.mode.currentData()
         journal = default_journal_path(Path(self.destination.text().strip())) if plan else None
@@ -229,14 +288,14 @@ class ExportDialog(QDialog):
                 done.append(f"wrote {manifest.name}")
             if plan and journal is not None:
                 summary = yield from execute_export(plan, mode, journal, cancel=token)
-                done.append(f"exported {summary.done} file(s), {summary.failed} failed")
+                done.append(f"{PAST[mode]} {summary.done} file(s), {summary.failed} failed")
             return journal, "Export finished: " + "; ".join(done)
 
         self._busy(len(plan))
         self.job.start(run)
 
     def undo(self) -> None:
-        if self.job.running or self.last_journal is None:
+        if self.job.running or journal_state(self.last_journal) != "exported":
             return
         journal = self.last_journal
         self._busy(0)
@@ -263,24 +322,31 @@ class ExportDialog(QDialog):
         self.progress.hide()
         self.export_button.setEnabled(True)
         if isinstance(result, str):
-            self.last_journal = None
-            self.undo_button.setEnabled(False)
+            self._enable_undo()  # still enabled where some files could not be restored: retry
             self.refresh_plan()
             self.status.setText(result)
             self.undone.emit()
             return
         journal, message = result  # type: ignore[misc]
         self.last_journal = journal or self.last_journal
-        self.undo_button.setEnabled(self.last_journal is not None)
+        self._enable_undo()
         self.status.setText(message)
         self.exported.emit(journal)
 
     def _on_failed(self, message: str) -> None:
         self.progress.hide()
         self.export_button.setEnabled(True)
-        self.undo_button.setEnabled(self.last_journal is not None)
+        self._enable_undo()
         self.status.setText(f"Export failed: {message}")
 
     def done(self, result: int) -> None:
         self.job.wait()
         super().done(result)
+
+
+def undo_last_export(parent: QWidget, results: ResultsModel, journal: Path | None) -> ExportDialog:
+    """Open the export dialog on `journal` and start its undo, whose progress it shows."""
+    dialog = ExportDialog(results, journal, parent)
+    dialog.open()
+    dialog.undo()
+    return dialog

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QToolBar
 
+from fewshot_gui.core.export_undo import journal_state
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.about import FIRST_RUN_HINT, show_about
+from fewshot_gui.gui.export_dialog import undo_last_export
 
 if TYPE_CHECKING:
     from fewshot_gui.gui.main_window import MainWindow
@@ -53,6 +55,18 @@ def build_menus(window: MainWindow) -> None:
         window.open_export,
         "Ctrl+E",
         "Write a manifest or sort files into class folders",
+    )
+    window.undo_export_action = _action(
+        file,
+        "&Undo Last Export",
+        lambda: undo_last_export(window, window.results, window.last_journal),
+        tip="Put back what the last export sorted into class folders",
+    )
+    # Asked of the journal each time: an undo, or a session reopened since, may have changed it.
+    file.aboutToShow.connect(
+        lambda: window.undo_export_action.setEnabled(
+            journal_state(window.last_journal) == "exported"
+        )
     )
     file.addSeparator()
     _action(file, "Open &Session…", window.sessions.open_dialog, "Ctrl+Shift+O")

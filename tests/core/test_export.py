@@ -212,11 +212,14 @@ def test_plan_refuses_a_class_folder_linked_outside_dest(
         plan_export([(src / "one/a.jpg", "cat")], dest)
 
 
-def test_plan_skips_unknown_unless_asked(src: Path, dest: Path) -> None:
+def test_plan_skips_unknown_unless_asked_and_unreadable_always(src: Path, dest: Path) -> None:
     items = [(src / "one/a.jpg", "cat"), (src / "two/a.jpg", "unknown"), (src / "two/big.bin", "")]
     assert [op.label for op in plan_export(items, dest)] == ["cat"]
     plan = plan_export(items, dest, include_unknown=True, unknown_label="unknown")
-    assert [op.target.parent.name for op in plan] == ["cat", "unknown", "unknown"]
+    assert [(op.source.name, op.target.parent.name) for op in plan] == [
+        ("a.jpg", "cat"),
+        ("a.jpg", "unknown"),
+    ]
 
 
 def test_plan_rejects_a_file_listed_twice_and_a_file_as_dest(src: Path, dest: Path) -> None:
