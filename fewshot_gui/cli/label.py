@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -144,7 +145,8 @@ def run_label(args: argparse.Namespace) -> int:
     todo = [
         p
         for p in iter_image_files(args.images)
-        if str(p) not in rows and not (dest and p.resolve().is_relative_to(dest))
+        # realpath, not resolve: a file link loop is that file's error, not the end of the run.
+        if str(p) not in rows and not (dest and Path(os.path.realpath(p)).is_relative_to(dest))
     ]
     meta = {
         "model": loaded.name,
