@@ -218,7 +218,7 @@ def run_eval(args: argparse.Namespace) -> int:
     episode = EpisodeConfig(args.way, args.shot, args.query)
     engine = None
     if args.engine is not None:
-        from ..core.engines import choose_engine
+        from ..core.engine_choice import choose_engine
 
         if not args.model:
             raise ConfigError("--engine needs --model: baselines embed with torch float32")

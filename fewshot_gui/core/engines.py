@@ -5,19 +5,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import queue
 import tempfile
-import time
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -25,11 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import write_json_atomic
 from .backbones import BackboneSpec
 from .checkpoint import LoadedModel
-from .devices import describe_machine, pick_device
-from .errors import ConfigError
 from .transforms import to_tensor
 
 ENGINE_CHOICES = (
@@ -43,12 +37,6 @@ ENGINE_CHOICES = (
 )
 FLOAT32 = "float32"
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
-# A torch encoder this fast is not the bottleneck, so auto exports nothing: decoding a photo
-# takes about 1.7 ms of one core (docs/benchmarks.md), about 1,200 images/s on two cores.
-FAST_ENOUGH = 1000.0  # images per second
-# Reduced-precision engines auto may pick, per backbone, where `fewshot eval` showed their
-# accuracy cost negligible (docs/benchmarks.md); elsewhere they run only when asked for.
-AUTO_REDUCED: dict[str, frozenset[str]] = {"lite0": frozenset({"torch-bf16", "openvino-bf16"})}
 
 
 class Engine(Protocol):
@@ -111,12 +99,6 @@ def _ran(job: Callable[[np.ndarray], np.ndarray], pixels: np.ndarray) -> Future[
     except Exception as error:  # handed to whoever reads the future
         future.set_exception(error)
     return future
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    engine: Engine
-    reason: str  # one line for people: which engine and why
 
 
 class TorchEngine:
@@ -207,6 +189,9 @@ class OnnxRuntimeEngine(_StreamPool):
         return self._session.run(None, {self._input: np.ascontiguousarray(pixels)})[0]
 
 
+_OPENVINO_FIRST_USE = threading.Lock()
+
+
 class OpenVinoEngine(_StreamPool):
     """The exported encoder in OpenVINO on the CPU, float32 or bfloat16; like
     `OnnxRuntimeEngine`, one stream per thread, each with an inference request of its own."""
@@ -225,8 +210,16 @@ class OpenVinoEngine(_StreamPool):
             },
         )
         self._idle: queue.SimpleQueue[openvino.InferRequest] = queue.SimpleQueue()
+        shape = [1 if d.is_dynamic else d.get_length() for d in compiled.input(0).partial_shape]
+        warm_up = np.zeros(shape, np.uint8)
         for _ in range(self.streams):  # as many requests as threads: one is always free
-            self._idle.put(compiled.create_infer_request())
+            request = compiled.create_infer_request()
+            with _OPENVINO_FIRST_USE:
+                # The binding's first tensor read sets up numpy under a C++ static guard:
+                # two stream threads doing it at once deadlock, so it happens here, once.
+                request.infer({0: warm_up})
+                request.get_output_tensor(0).data.copy()
+            self._idle.put(request)
         self.name = f"openvino {'bfloat16' if bfloat16 else FLOAT32}"
         self.numerics = self.name if bfloat16 else FLOAT32
 
@@ -270,12 +263,15 @@ def encoder_digest(loaded: LoadedModel) -> str:
     return digest.hexdigest()[:20]
 
 
-def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
-    """The encoder as ONNX taking uint8 (N, H, W, C), any N; exported once, then reused.
+def export_path(loaded: LoadedModel, directory: Path) -> Path:
+    """Where `export_onnx` keeps the model's export: named by `encoder_digest`, so a
+    retrained model gets a new one."""
+    return directory / f"encoder-{encoder_digest(loaded)}.onnx"
 
-    The file is named by `encoder_digest`, so a retrained model gets a new export.
-    """
-    path = directory / f"encoder-{loaded.spec.name}-{encoder_digest(loaded)}.onnx"
+
+def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
+    """The encoder as ONNX taking uint8 (N, H, W, C), any N; exported once, then reused."""
+    path = export_path(loaded, directory)
     if path.is_file():
         return path
     directory.mkdir(parents=True, exist_ok=True)
@@ -305,173 +301,12 @@ def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    key: str
-    build: Callable[[], Engine]
-    exact: bool  # float32 numerics
-
-
-def _has(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _candidates(loaded: LoadedModel, device: torch.device, export_dir: Path) -> list[_Candidate]:
-    """Every engine this device can run the model on, fastest-to-set-up first."""
-    encoder, spec = loaded.model.encoder, loaded.spec
-    threads = torch.get_num_threads()
-
-    def torch_engine(dtype: torch.dtype) -> Callable[[], Engine]:
-        return lambda: TorchEngine(encoder, spec, device, dtype)
-
-    found = [
-        _Candidate("torch", torch_engine(torch.float32), True),
-        _Candidate("torch-bf16", torch_engine(torch.bfloat16), False),
-    ]
-    if device.type == "cuda":
-        found.append(_Candidate("torch-fp16", torch_engine(torch.float16), False))
-    if device.type == "cpu" and _has("onnxruntime"):
-        found.append(
-            _Candidate(
-                "onnxruntime",
-                lambda: OnnxRuntimeEngine(export_onnx(loaded, export_dir), threads),
-                True,
-            )
-        )
-    if device.type == "cpu" and _has("openvino"):
-        for key, bfloat16 in (("openvino", False), ("openvino-bf16", True)):
-            found.append(
-                _Candidate(
-                    key,
-                    lambda b=bfloat16: OpenVinoEngine(export_onnx(loaded, export_dir), threads, b),
-                    not bfloat16,
-                )
-            )
-    return found
-
-
-def measure(engine: Engine, pixels: np.ndarray, seconds: float = 0.5) -> float:
-    """Images per second of `engine` on `pixels` (B, H, W, C) sent batch after batch for
-    `seconds`, as labeling feeds it (`embed_stream`), after one warm-up batch."""
-    engine.embed(pixels)
-    started = time.perf_counter()
-
-    def batches() -> Iterator[np.ndarray]:
-        sent = 0
-        while sent < max(2, 2 * engine.streams) or time.perf_counter() - started < seconds:
-            sent += 1
-            yield pixels
-
-    runs = sum(1 for _ in embed_stream(engine, batches(), lambda batch: batch))
-    return runs * len(pixels) / (time.perf_counter() - started)
-
-
 _TEMP_EXPORTS: tempfile.TemporaryDirectory[str] | None = None
-_DECISIONS: dict[str, dict[str, object]] = {}  # this process's choices when nothing is on disk
 
 
-def _export_dir(cache_dir: Path | None) -> Path:
-    """Exports live in `cache_dir`, or without one in a folder removed when the process ends."""
+def temporary_export_dir() -> Path:
+    """A folder for exports when there is no cache folder, removed when the process ends."""
     global _TEMP_EXPORTS
-    if cache_dir is not None:
-        return cache_dir
     if _TEMP_EXPORTS is None:
         _TEMP_EXPORTS = tempfile.TemporaryDirectory(prefix="fewshot-engines-")
     return Path(_TEMP_EXPORTS.name)
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for package in ("onnxruntime", "openvino"):
-        with contextlib.suppress(PackageNotFoundError):
-            found.append(f"{package} {version(package)}")
-    return ", ".join(found)
-
-
-def choose_engine(
-    loaded: LoadedModel,
-    device: torch.device | str = "auto",
-    requested: str = "auto",
-    *,
-    cache_dir: Path | None = None,
-    batch_size: int = 32,
-) -> EngineChoice:
-    """The engine to embed with on `device`, and why.
-
-    A named `requested` engine is built as asked (a `ConfigError` if this device cannot run
-    it). `auto` times every float32 engine (and the backbone's ones in AUTO_REDUCED)
-    on a synthetic batch the first time a model meets a device and keeps the decision in
-    `cache_dir/choices.json`, beside the exported ONNX files; without a `cache_dir` both
-    last as long as the process.
-    """
-    if requested not in ENGINE_CHOICES:
-        raise ConfigError(f"engine must be one of {', '.join(ENGINE_CHOICES)}, got {requested!r}")
-    if isinstance(device, str):
-        device = pick_device(device)[0]
-    candidates = {c.key: c for c in _candidates(loaded, device, _export_dir(cache_dir))}
-    if requested != "auto":
-        if requested not in candidates:
-            raise ConfigError(
-                f"engine {requested} cannot run on {device.type} here; "
-                f"choose one of: auto, {', '.join(candidates)}"
-            )
-        engine = candidates[requested].build()
-        return EngineChoice(engine, f"{engine.name}, as requested")
-
-    reduced = AUTO_REDUCED.get(loaded.spec.name, frozenset())
-    allowed = [c for c in candidates.values() if c.exact or c.key in reduced]
-    setting = f"{device}, {torch.get_num_threads()} threads, batch {batch_size}"
-    among = ", ".join(c.key for c in allowed)
-    key = " | ".join([encoder_digest(loaded), setting, among, describe_machine(), _versions()])
-    decisions_file = None if cache_dir is None else cache_dir / "choices.json"
-    decisions = _read_decisions(decisions_file)
-    decision = decisions.get(key)
-    built: dict[str, Engine] = {}
-    if decision is None or decision.get("engine") not in candidates:
-        decision = _decide(loaded, allowed, batch_size, built)
-        decisions[key] = decision
-        if decisions_file is not None:
-            decisions_file.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(decisions_file, decisions)
-        verb = "measured"
-    else:
-        verb = f"measured {decision['date']}"
-    rates = decision["rates"]
-    assert isinstance(rates, dict)
-    figures = ", ".join(f"{name} {rate:.0f}" for name, rate in rates.items())
-    chosen = str(decision["engine"])
-    engine = built[chosen] if chosen in built else candidates[chosen].build()
-    return EngineChoice(engine, f"{engine.name}, the fastest {verb} ({figures} images/s)")
-
-
-def _read_decisions(path: Path | None) -> dict[str, dict[str, object]]:
-    if path is None:
-        return _DECISIONS
-    try:
-        found = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
-def _decide(
-    loaded: LoadedModel, allowed: list[_Candidate], batch_size: int, built: dict[str, Engine]
-) -> dict[str, object]:
-    """Time each allowed engine on a synthetic batch (`measure`), torch first; keeps them in
-    `built`."""
-    spec = loaded.spec
-    shape = (batch_size, spec.input_size, spec.input_size, spec.channels)
-    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    rates: dict[str, float] = {}
-    for candidate in allowed:
-        built[candidate.key] = candidate.build()
-        rates[candidate.key] = measure(built[candidate.key], pixels)
-        if candidate.key == "torch" and rates["torch"] >= FAST_ENOUGH:
-            break  # already faster than images decode: no export would pay
-    return {
-        "engine": max(rates, key=rates.__getitem__),
-        "rates": {name: round(rate, 1) for name, rate in rates.items()},
-        "date": datetime.now(UTC).date().isoformat(),
-    }

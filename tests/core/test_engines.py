@@ -1,24 +1,22 @@
-"""Engines: ONNX Runtime matches torch, exports are cached, and the choice obeys requests."""
+"""Engines: ONNX Runtime and OpenVINO match torch, streams keep order, exports are cached."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from fewshot_gui.core import engines
+from fewshot_gui.core import engine_choice, engines
 from fewshot_gui.core.checkpoint import LoadedModel, load_model
+from fewshot_gui.core.engine_choice import choose_engine
 from fewshot_gui.core.engines import (
     Engine,
     OnnxRuntimeEngine,
     OpenVinoEngine,
     TorchEngine,
-    choose_engine,
     embed_stream,
     export_onnx,
 )
-from fewshot_gui.core.errors import ConfigError
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import Labeler, SupportSet
 from tests.conftest import LabelingTask
@@ -58,7 +56,7 @@ def float32_engines(loaded: LoadedModel, engine_cache: Path) -> list[Engine]:
         TorchEngine(loaded.model.encoder, loaded.spec, torch.device("cpu"), torch.float32),
         OnnxRuntimeEngine(export_onnx(loaded, engine_cache), threads=2),
     ]
-    if engines._has("openvino"):
+    if engine_choice._has("openvino"):
         found.append(OpenVinoEngine(export_onnx(loaded, engine_cache), 2, bfloat16=False))
     return found
 
@@ -119,38 +117,6 @@ def test_a_changed_model_gets_its_own_export(glyph_loaded: LoadedModel, engine_c
     with torch.no_grad():
         next(glyph_loaded.model.encoder.parameters()).add_(1.0)
     assert engines.encoder_digest(glyph_loaded) not in before.name
-
-
-def test_choose_engine_honours_the_request(glyph_loaded: LoadedModel, engine_cache: Path) -> None:
-    assert choose_engine(glyph_loaded, "cpu", "torch").engine.name == "torch float32"
-    bf16 = choose_engine(glyph_loaded, "cpu", "torch-bf16").engine
-    assert bf16.name == "torch bfloat16 channels-last" and bf16.numerics != "float32"
-    with pytest.raises(ConfigError, match="cannot run on cpu"):
-        choose_engine(glyph_loaded, "cpu", "torch-fp16")
-    with pytest.raises(ConfigError, match="engine must be one of"):
-        choose_engine(glyph_loaded, "cpu", "fastest")
-
-
-def test_auto_measures_once_and_keeps_the_decision(
-    glyph_loaded: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls: list[list[str]] = []
-    decide = engines._decide
-
-    def counting(
-        loaded: LoadedModel, allowed: list, batch_size: int, built: dict
-    ) -> dict[str, object]:
-        calls.append([c.key for c in allowed])
-        return decide(loaded, allowed, batch_size, built)
-
-    monkeypatch.setattr(engines, "_decide", counting)
-    first = choose_engine(glyph_loaded, "cpu", cache_dir=tmp_path)
-    second = choose_engine(glyph_loaded, "cpu", cache_dir=tmp_path)
-    assert len(calls) == 1 and "torch-bf16" not in calls[0]  # reduced precision: never auto
-    assert first.engine.name == second.engine.name
-    assert "measured" in first.reason and "images/s" in first.reason
-    decisions = json.loads((tmp_path / "choices.json").read_text())
-    assert [d["engine"] for d in decisions.values()] == [first.engine.name.split()[0]]
 
 
 def test_labels_through_onnxruntime_equal_labels_through_torch(
