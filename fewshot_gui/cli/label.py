@@ -6,12 +6,18 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..core.checkpoint import DEFAULT_MODEL
 from ..core.devices import DEVICE_CHOICES
 from ..core.engines import ENGINE_CHOICES
 from ..core.errors import ConfigError
 from .progress import ProgressBar, drive_with, interrupt_cancels, say
+
+if TYPE_CHECKING:
+    from ..core.checkpoint import LoadedModel
+    from ..core.engine_choice import EngineChoice
+    from ..core.support import SupportSet
 
 PAST = {"copy": "copied", "move": "moved", "link": "linked"}
 UNKNOWN_HELP = (
@@ -27,7 +33,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     label = commands.add_parser(
         "label",
         help="label every image in a folder from a few examples per class",
-        description="Label every image under --images from the examples in --support.",
+        description="Label every image under --images from the examples in --support, "
+        "--class or a saved --session.",
     )
     support = label.add_mutually_exclusive_group(required=True)
     support.add_argument("--support", type=Path, help="one subfolder of examples per class")
@@ -38,13 +45,27 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         metavar="NAME=FILE,FILE",
         help="a class and its example files (repeat for each class)",
     )
-    label.add_argument("--images", type=Path, required=True, help="folder to label (recursive)")
-    label.add_argument("--model", default=DEFAULT_MODEL, help=f"default {DEFAULT_MODEL}")
+    support.add_argument(
+        "--session",
+        type=Path,
+        help="a session the app saved (.fewshot.json, see docs/session-format.md): its classes, "
+        "corrections, threshold, model and folder, each unless given here",
+    )
+    label.add_argument(
+        "--images", type=Path, help="folder to label (recursive); default: the session's"
+    )
+    label.add_argument(
+        "--corrections",
+        type=Path,
+        help="CSV with columns path,label (a class or unknown): each image is pinned to its "
+        "label, and a class correction is also an example of its class, as in the app",
+    )
+    label.add_argument("--model", help=f"default: the session's, else {DEFAULT_MODEL}")
     label.add_argument("--out", type=Path, default=Path("labels.csv"), help=".csv, .json or .jsonl")
     label.add_argument(
         "--restart", action="store_true", help="ignore an existing --out instead of continuing it"
     )
-    label.add_argument("--unknown", default="auto", help=UNKNOWN_HELP)
+    label.add_argument("--unknown", help=UNKNOWN_HELP + " Default: the session's, else auto.")
     label.add_argument(
         "--inductive",
         action="store_true",
@@ -99,33 +120,100 @@ def parse_classes(specs: list[str]) -> dict[str, list[Path]]:
     return classes
 
 
+def measure_in_child(
+    loaded: LoadedModel, args: argparse.Namespace, batch_size: int
+) -> EngineChoice | None:
+    """The first run of a model on this machine times the engines, in a child process with a
+    time cap, so that no engine can hang this one and Ctrl-C always works."""
+    from ..core.engine_choice import EngineProbe, measure_engines
+    from ..core.paths import cache_dir
+
+    engines_dir = None if args.no_cache else cache_dir() / "engines"
+    probe = EngineProbe(loaded, cache_dir=engines_dir, batch_size=batch_size)
+    return drive_with(measure_engines(probe), {})
+
+
+def resolve_inputs(
+    args: argparse.Namespace,
+) -> tuple[SupportSet, Path, dict[Path, str], str | float, str]:
+    """(support set, folder, corrections, unknown, model) from the flags and a --session.
+
+    Corrections come from the session, then --corrections (which wins); the support set
+    holds each class correction as an example of its class, as the app sends it.
+    """
+    from ..core.corrections import apply_corrections, read_corrections
+    from ..core.session import load_session
+    from ..core.support import SupportSet
+
+    session = load_session(args.session) if args.session else None
+    if session is not None:
+        classes = {name: examples for name, examples in session.classes if examples}
+        if not classes:
+            raise ConfigError(f"the session {args.session} has no class with examples")
+        support = SupportSet.from_mapping(classes)
+    elif args.support:
+        support = SupportSet.from_folder(args.support)
+    else:
+        support = SupportSet.from_mapping(parse_classes(args.classes))
+    images = args.images or (session.folder if session else None)
+    if images is None:
+        raise ConfigError("give --images, the folder to label (the session names none)")
+    corrections = dict(session.corrections) if session else {}
+    if args.corrections:
+        corrections.update(read_corrections(args.corrections))
+    if args.unknown is not None:
+        unknown = parse_unknown(args.unknown)
+    else:
+        unknown = session.threshold if session else "auto"
+    model = args.model or (session.model if session and session.model else DEFAULT_MODEL)
+    return apply_corrections(support, corrections), images, corrections, unknown, model
+
+
 def run_label(args: argparse.Namespace) -> int:
     from ..core.checkpoint import load_model
     from ..core.images import iter_image_files
     from ..core.jobs import CancelToken
-    from ..core.labeling import Labeler, LabelProgress, SupportSet
+    from ..core.labeling import Labeler, LabelProgress
     from ..core.manifest import read_manifest, write_manifest
     from ..core.paths import cache_dir
+    from ..core.support import SupportClass, SupportSet
 
     if args.export and args.dest is None:
         raise ConfigError("--export needs --dest, the folder to sort files into")
-    unknown = parse_unknown(args.unknown)
-    support = (
-        SupportSet.from_folder(args.support)
-        if args.support
-        else SupportSet.from_mapping(parse_classes(args.classes))
+    support, images, corrections, unknown, model = resolve_inputs(args)
+    dest = args.dest.resolve() if args.dest else None
+    # realpath, not resolve: a file link loop is that file's error, not the end of the run.
+    files = [
+        p
+        for p in iter_image_files(images)
+        if not (dest and Path(os.path.realpath(p)).is_relative_to(dest))
+    ]
+    # A correction names a file of the folder however it is spelled (relative, absolute).
+    listed = {os.path.abspath(p): p for p in files}
+    corrections = {listed.get(os.path.abspath(p), p): c for p, c in corrections.items()}
+    support = SupportSet(
+        tuple(
+            SupportClass(c.name, tuple(listed.get(os.path.abspath(p), p) for p in c.examples))
+            for c in support.classes
+        )
     )
-    loaded = load_model(args.model)
+    loaded = load_model(model)
     labeler = Labeler(
         loaded,
         device=args.device,
         cache_dir=None if args.no_cache else cache_dir(),
         batch_size=args.batch_size,
         engine=args.engine,
+        transductive=not args.inductive,
     )
     labeler.set_unknown(unknown)
+    if labeler.engine_choice.measure_later:
+        measured = measure_in_child(loaded, args, labeler.batch_size)
+        if measured is not None:
+            labeler.use_engine(measured)
     say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
     report = drive_with(labeler.set_support(support), {})
+    labeler.set_corrections(corrections)
     for _path, error in report.errors:
         say(f"example skipped: {error}")
     if report.mismatch:
@@ -135,26 +223,26 @@ def run_label(args: argparse.Namespace) -> int:
         notes = "; ".join(cls.warnings)
         say(f"  {cls.name}: {cls.examples} examples, leave-one-out {loo} {notes}")
     auto = "none (add more examples)" if report.threshold is None else f"{report.threshold:.4g}"
-    say(f"unknown: {args.unknown} (auto threshold {auto})")
+    say(f"unknown: {unknown} (auto threshold {auto})")
+    if corrections:
+        pinned = sum(p in listed.values() for p in corrections)
+        say(f"corrections: {len(corrections)}, {pinned} of them on files in {images}")
 
     rows = {}
     if args.out.exists() and not args.restart:
         rows = {row.path: row for row in read_manifest(args.out)}
-        say(f"continuing {args.out}: {len(rows)} files already labeled")
-    dest = args.dest.resolve() if args.dest else None
-    todo = [
-        p
-        for p in iter_image_files(args.images)
-        # realpath, not resolve: a file link loop is that file's error, not the end of the run.
-        if str(p) not in rows and not (dest and Path(os.path.realpath(p)).is_relative_to(dest))
-    ]
+        say(
+            f"continuing {args.out}: {len(rows)} files already labeled; they are read again "
+            "(from the cache if on) since the final labels learn from the whole folder"
+        )
     meta = {
         "model": loaded.name,
         "support": [c.name for c in support.classes],
-        "unknown": args.unknown,
+        "unknown": unknown,
+        "corrections": len(corrections),
     }
     token = CancelToken()
-    bar = ProgressBar("label", len(todo))
+    bar = ProgressBar("label", len(files))
     last_write = time.perf_counter()
 
     def on_progress(event: LabelProgress) -> None:
@@ -166,9 +254,13 @@ def run_label(args: argparse.Namespace) -> int:
             write_manifest(rows.values(), args.out, meta=meta)
             last_write = time.perf_counter()
 
+    # Every file, in the folder's order, also those a stopped run labeled: the final labels
+    # are a function of the whole folder, so a continued run ends as an uninterrupted one.
     with interrupt_cancels(token.cancel):
-        summary = drive_with(labeler.label(todo, token), {LabelProgress: on_progress})
-    final = labeler.relabel()  # the final, transductive word on this run's files
+        summary = drive_with(labeler.label(files, token), {LabelProgress: on_progress})
+    final = labeler.relabel()  # the final, transductive word on the folder
+    if not summary.cancelled:
+        rows = {}  # exactly the folder's files: rows of files gone since are dropped
     for prediction in final:
         rows[str(prediction.path)] = prediction.manifest_row()
     write_manifest(rows.values(), args.out, meta=meta)

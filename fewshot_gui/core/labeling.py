@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .calibration import ClassReport, calibrate
+from .calibration import Calibration, ClassReport, calibrate
 from .checkpoint import WEIGHTS_FILE, LoadedModel
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache, FileKey
-from .engines import choose_engine, embed_stream
+from .engine_choice import EngineChoice, choose_engine
+from .engines import embed_stream
 from .errors import ConfigError, ImageLoadError
 from .evaluation import Stage
 from .images import image_identity
@@ -68,6 +70,15 @@ def default_batch_size(device: torch.device) -> int:
 
 
 REFINE_SAMPLE = 4096
+
+
+def path_order(path: Path) -> int:
+    """A stable 64-bit hash of a path (any bytes, also not UTF-8), to order rows by content
+    rather than by when they were labeled."""
+    digest = hashlib.blake2b(os.fsencode(path), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
 DECODE_AHEAD = 4  # batches decoding while the engine runs the ones before them
 PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
 
@@ -99,7 +110,7 @@ class Labeler:
 
     Embeddings are cached in memory and, with a `cache_dir`, on disk per model; a new support
     set or threshold re-labels everything embedded so far without reading a file again.
-    The encoder runs on `engine` (see `engines.choose_engine`: `auto` takes the fastest
+    The encoder runs on `engine` (see `engine_choice.choose_engine`: `auto` takes the fastest
     measured); the rest of the model stays in torch on `device`. `half` re-labels through
     half-precision copies of the stored points (see `PointStore`); None decides by measurement.
     `batch_size` None takes `default_batch_size(device)`.
@@ -131,6 +142,7 @@ class Labeler:
             cache_dir=cache_dir / "engines" if cache_dir is not None else None,
             batch_size=self.batch_size,
         )
+        self.engine_choice = choice  # `measure_later`: an EngineProbe may find a faster one
         self.engine = choice.engine
         self.engine_name = self.engine.name
         self.engine_reason = choice.reason
@@ -149,12 +161,32 @@ class Labeler:
             half = on_cpu and self.model.scores_by_products and half_pays(self.spec.feature_dim)
         self._points = PointStore(half=half and on_cpu)
         self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
+        self._order = np.zeros(0, np.uint64)  # per row: a hash of its path, see `_refine`
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
+        self._support_names: tuple[str, ...] = ()
+        self._examples: dict[str, dict[Path, np.ndarray]] = {}  # per class, readable ones
+        self._fitted_without: frozenset[Path] = frozenset()
+        self._corrections: dict[Path, str] = {}
         self._on_device: torch.Tensor | None = None
         self._class_names: tuple[str, ...] = ()
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
         self._support_features: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def use_engine(self, choice: EngineChoice) -> None:
+        """Embed with another engine from now on (a run in progress keeps its own).
+
+        Only an engine with the same numerics may replace the current one: the cached
+        embeddings, and so the labels, stay the same.
+        """
+        if choice.engine.numerics != self.engine.numerics:
+            raise ConfigError(
+                f"{choice.engine.name} computes other embeddings than {self.engine.name}"
+            )
+        self.engine_choice = choice
+        self.engine = choice.engine
+        self.engine_name = self.engine.name
+        self.engine_reason = choice.reason
 
     def model_key(self) -> str:
         """Identifies the embeddings this model and engine make, to key the disk cache.
@@ -185,28 +217,19 @@ class Labeler:
                     errors.append((path, error))
                 else:
                     found[path] = vector
-        names, features, labels = [], [], []
-        empty: list[str] = []
-        for support_class in support.classes:
-            vectors = [found[p] for p in support_class.examples if p in found]
-            if not vectors:
-                empty.append(support_class.name)
-                continue
-            labels.extend([len(names)] * len(vectors))
-            features.extend(vectors)
-            names.append(support_class.name)
-        if not names:
+        examples = {
+            c.name: {p: found[p] for p in c.examples if p in found} for c in support.classes
+        }
+        if not any(examples.values()):
             raise ConfigError("no class has a readable example; add images the app can open")
-        yield Stage(f"adapting to {len(names)} classes")
-        support_features = torch.from_numpy(np.stack(features)).to(self.device)
-        support_labels = torch.tensor(labels, device=self.device)
-        calibration = calibrate(self.model, support_features, support_labels, names)
-        self._class_names = tuple(names)
-        self._support_features = (support_features, support_labels)
-        self._auto_threshold = calibration.threshold
+        self._support_names = support.names
+        self._examples = {name: vectors for name, vectors in examples.items() if vectors}
+        yield Stage(f"adapting to {len(self._examples)} classes")
+        calibration = self._adapt()
         unreadable = tuple(
             ClassReport(name, 0, None, "", ("no readable examples: this class is left out",))
-            for name in empty
+            for name, vectors in examples.items()
+            if not vectors
         )
         return SupportReport(
             calibration.reports + unreadable,
@@ -215,11 +238,66 @@ class Labeler:
             input_mismatch(self.spec.channels, list(found)),
         )
 
+    def _adapt(self) -> Calibration:
+        """Fit the class means and calibrate `unknown` on the examples that are not also
+        corrections: a correction is its own prototype (`_with_corrections`), so that it
+        moves no mean and no threshold. A class made only of corrections keeps them."""
+        names, features, labels = [], [], []
+        for name, vectors in self._examples.items():
+            kept = [v for p, v in vectors.items() if self._corrections.get(p) != name]
+            labels.extend([len(names)] * len(kept or vectors))
+            features.extend(kept or vectors.values())
+            names.append(name)
+        support_features = torch.from_numpy(np.stack(features)).to(self.device)
+        support_labels = torch.tensor(labels, device=self.device)
+        calibration = calibrate(self.model, support_features, support_labels, names)
+        self._class_names = tuple(names)
+        self._support_features = (support_features, support_labels)
+        self._auto_threshold = calibration.threshold
+        self._fitted_without = self._set_aside()
+        return calibration
+
+    def _set_aside(self) -> frozenset[Path]:
+        """The examples that `_adapt` leaves out as corrections under the current ones."""
+        return frozenset(
+            p
+            for name, vectors in self._examples.items()
+            for p in vectors
+            if self._corrections.get(p) == name
+        )
+
     def set_unknown(self, mode: str | float) -> None:
         """`auto` (the calibrated threshold), `off`, or a novelty threshold."""
         if isinstance(mode, str) and mode not in ("auto", "off"):
             raise ConfigError(f"unknown must be auto, off or a number; got {mode!r}")
         self._unknown = mode
+
+    def set_corrections(self, corrections: Mapping[Path, str]) -> None:
+        """Pin each file to a person's label: a class of the support set, or `unknown`.
+
+        A pinned file keeps its label (confidence 1) in every prediction, and the refinement
+        takes it as known rather than as a guess: a class correction should also be an
+        example of its class in the support set (as the app makes it), an `unknown` one
+        pulls no class. Call after `set_support`; a class the support set left out for want
+        of readable examples pins nothing.
+        """
+        names = {*self._support_names, UNKNOWN}
+        wrong = sorted({label for label in corrections.values() if label not in names})
+        if wrong and self._support_names:
+            raise ConfigError(
+                f"corrections name classes the examples do not have: {', '.join(wrong)}; "
+                f"use one of {', '.join(sorted(names))}"
+            )
+        corrections = {Path(path): label for path, label in corrections.items()}
+        if corrections != self._corrections:
+            self._corrections = corrections
+            self._sample = None
+            if self._examples and self._set_aside() != self._fitted_without:
+                self._adapt()
+
+    @property
+    def corrections(self) -> dict[Path, str]:
+        return dict(self._corrections)
 
     @property
     def threshold(self) -> float | None:
@@ -256,7 +334,7 @@ class Labeler:
                 len(paths),
                 rate,
                 (len(paths) - done) / rate if rate else 0.0,
-                tuple(predictions),
+                predictions,
             )
         return LabelSummary(
             total=len(paths),
@@ -285,9 +363,13 @@ class Labeler:
         if not self.transductive:
             return
         if self._sample is None:
-            rows = np.flatnonzero(self._ok[: len(self._paths)])
-            if len(rows) > REFINE_SAMPLE:  # prototypes need a sample, not 100,000 points
-                rows = np.sort(np.random.default_rng(0).choice(rows, REFINE_SAMPLE, replace=False))
+            unlabeled = self._ok[: len(self._paths)].copy()
+            unlabeled[self._pins()[0]] = False  # known, not guessed: examples or clutter
+            rows = np.flatnonzero(unlabeled)
+            # Ordered by the hash of their paths, never by when they were labeled: the same
+            # folder gives the same sample, summed in the same order (prototypes need a
+            # sample, not 100,000 points).
+            rows = rows[np.argsort(self._order[rows], kind="stable")][:REFINE_SAMPLE]
             points = self._exact_points()
             self._sample = points[torch.from_numpy(rows).to(points.device)]
         if len(self._sample):
@@ -300,6 +382,7 @@ class Labeler:
         self._points.clear()
         self._errors.clear()
         self._ok = np.zeros(0, bool)
+        self._order = np.zeros(0, np.uint64)
         self._on_device = self._sample = None
 
     # --- internals -----------------------------------------------------------------------
@@ -330,10 +413,26 @@ class Labeler:
             points[embedded] = found
         self._points.put(rows, points)  # one write: a block fills (and is packed) once
         if len(self._ok) < len(self._paths):
-            self._ok = np.concatenate([self._ok, np.zeros(len(self._ok) + len(rows), bool)])
+            grow = len(self._ok) + len(rows)
+            self._ok = np.concatenate([self._ok, np.zeros(grow, bool)])
+            self._order = np.concatenate([self._order, np.zeros(grow, np.uint64)])
         self._ok[rows] = [not self._errors[row] for row in rows]
+        self._order[rows] = [path_order(self._paths[row]) for row in rows]
         self._on_device = self._sample = None
         return rows
+
+    def _pins(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, label indices) of the readable corrected files, among those labeled."""
+        index = {name: i for i, name in enumerate(self._class_names)} | {UNKNOWN: UNKNOWN_INDEX}
+        pins = [
+            (row, index[label])
+            for path, label in self._corrections.items()
+            if label in index and (row := self._rows.get(path)) is not None and self._ok[row]
+        ]
+        return (
+            np.array([row for row, _ in pins], np.int64),
+            np.array([label for _, label in pins], np.int64),
+        )
 
     def _exact_points(self) -> torch.Tensor:
         """Every file's float32 points on the device: a view on the CPU, else a cached copy."""
@@ -357,6 +456,7 @@ class Labeler:
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
         if n:
             scores, far = self._scores(rows, everything)
+            scores, far, by_anchor = self._with_corrections(rows, everything, scores, far)
             k = min(2, len(self._class_names))
             top = scores.topk(k, dim=1)
             values = (top.values - scores.logsumexp(1, keepdim=True)).exp().cpu().numpy()
@@ -372,6 +472,19 @@ class Labeler:
             threshold = self.threshold
             if threshold is not None:
                 label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
+            label = np.where(ok & by_anchor, UNKNOWN_INDEX, label)
+        pinned = np.zeros(n, bool)
+        pin_rows, pin_labels = self._pins()
+        if len(pin_rows):
+            at = pin_rows  # where each pinned row sits among `rows`, -1 where it is not
+            if not everything:
+                position = np.full(len(self._paths), -1)
+                position[np.asarray(rows, np.int64)] = np.arange(n)
+                at = position[pin_rows]
+            keep = at >= 0
+            at, pin_labels = at[keep], pin_labels[keep]
+            label[at], confidence[at], pinned[at] = pin_labels, 1.0, True
+            runner_up[at], runner_up_confidence[at] = ERROR_INDEX, 0.0
         return Labels(
             paths=paths,
             class_names=self._class_names,
@@ -382,7 +495,47 @@ class Labeler:
             runner_up_confidence=runner_up_confidence,
             novelty=novelty,
             errors=errors,
+            pinned=pinned,
         )
+
+    def _with_corrections(
+        self, rows: Sequence[int], everything: bool, scores: torch.Tensor, far: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Scores and novelty with every corrected image as a prototype of its own label.
+
+        A class correction raises its class's score, and lowers the novelty, of the images
+        nearer to it than to their class means; an `unknown` one makes unknown the images
+        nearer to it than to any class (the third value, per row). Images far from every
+        correction keep their labels: a correction changes only what it is evidence for.
+        """
+        n = len(scores)
+        anchor_scores = getattr(self.model, "anchor_scores", None)
+        pin_rows, pin_labels = self._pins()
+        if anchor_scores is None or not len(pin_rows):
+            return scores, far, np.zeros(n, bool)
+        points = self._exact_points()
+        anchors = points[torch.from_numpy(pin_rows).to(points.device)]
+        index = None if everything else torch.tensor(list(rows), device=self.device)
+        found = []
+        for start in range(0, n, PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, n)
+            part = points[start:stop] if index is None else points[index[start:stop]]
+            found.append(anchor_scores(part, anchors))
+        near = torch.cat([f[0] for f in found]).float()
+        distance = torch.cat([f[1] for f in found]).float()
+        labels = torch.from_numpy(pin_labels).to(scores.device)
+        of_class = labels >= 0
+        if bool(of_class.any()):
+            best = torch.full_like(scores, -torch.inf).scatter_reduce(
+                1, labels[of_class].expand(n, -1), near[:, of_class], "amax"
+            )
+            scores = torch.maximum(scores, best)
+            far = torch.minimum(far, distance[:, of_class].min(1).values)
+        by_anchor = np.zeros(n, bool)
+        if not bool(of_class.all()):
+            unknown = near[:, ~of_class].max(1).values
+            by_anchor = (unknown > scores.max(1).values).cpu().numpy()
+        return scores, far, by_anchor
 
     def _scores(self, rows: Sequence[int], everything: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (n, n_way) and novelty (n,) of stored rows, in float32.

@@ -28,6 +28,7 @@ class Prediction:
     novelty: float
     error: str = ""
     nearest: str = ""  # the closest class, also when `label` is unknown
+    pinned: bool = False  # the label is a person's correction, not the model's guess
 
     def manifest_row(self) -> ManifestRow:
         ok = not self.error
@@ -51,7 +52,8 @@ class Labels:
 
     `label[i]` is a class index, UNKNOWN_INDEX or ERROR_INDEX; `nearest[i]` the closest
     class's index even when `label[i]` is unknown; `runner_up[i]` a class index or
-    ERROR_INDEX where there is none. Iterating or indexing gives `Prediction` objects.
+    ERROR_INDEX where there is none; `pinned[i]` says the label is a correction (confidence
+    1, no runner-up). Iterating or indexing gives `Prediction` objects.
     """
 
     paths: list[Path]
@@ -63,6 +65,7 @@ class Labels:
     runner_up_confidence: np.ndarray
     novelty: np.ndarray
     errors: list[str]
+    pinned: np.ndarray | None = None  # bool per row; None: nothing pinned
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -79,6 +82,7 @@ class Labels:
             runner_up_confidence=float(self.runner_up_confidence[i]) if second >= 0 else 0.0,
             novelty=float(self.novelty[i]),
             nearest=self.class_names[int(self.nearest[i])],
+            pinned=self.pinned is not None and bool(self.pinned[i]),
         )
 
     def __iter__(self) -> Iterator[Prediction]:
@@ -113,7 +117,7 @@ class LabelProgress:
     total: int
     images_per_second: float
     seconds_left: float
-    new: tuple[Prediction, ...]
+    new: Labels  # this batch's files, inductive (the final labels come from relabel)
 
 
 @dataclass(frozen=True)

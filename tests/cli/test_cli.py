@@ -284,3 +284,98 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().err.strip() == (
         f"fewshot: error: support folder {tmp_path / 'missing'} does not exist"
     )
+
+
+def test_a_continued_run_ends_with_the_manifest_of_an_uninterrupted_one(
+    glyph_model: Path, tmp_path: Path
+) -> None:
+    task = make_labeling_task(tmp_path / "task", classes=3, queries=40)
+    whole, stopped = tmp_path / "whole.jsonl", tmp_path / "stopped.jsonl"
+    assert main([*label_args(task, glyph_model, whole), "--no-cache"]) == 0
+    # A run stopped part-way: its manifest holds the first files with the labels it gave.
+    files = sorted(map(str, task.truth))
+    (tmp_path / "partial").mkdir()
+    for name in files[:30]:
+        shutil.copy(name, tmp_path / "partial")
+    partial = [*label_args(task, glyph_model, stopped), "--no-cache"]
+    partial[partial.index("--images") + 1] = str(tmp_path / "partial")
+    assert main(partial) == 0
+    rows = [json.loads(line) for line in stopped.read_text().splitlines()]
+    for row in rows:
+        row["path"] = str(task.images / Path(row["path"]).name)
+    stopped.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert stopped.read_text() != whole.read_text()[: len(stopped.read_text())]
+
+    assert main([*label_args(task, glyph_model, stopped), "--no-cache"]) == 0
+    assert stopped.read_text() == whole.read_text()
+
+
+def labels_in_process(
+    model: Path,
+    images: Path,
+    support: dict[str, list[Path]],
+    corrections: dict[Path, str],
+    out: Path,
+) -> str:
+    """The manifest the core gives for the same calls, as the app makes them."""
+    from fewshot_gui.core.checkpoint import load_model
+    from fewshot_gui.core.corrections import apply_corrections
+    from fewshot_gui.core.images import iter_image_files
+    from fewshot_gui.core.jobs import drive
+    from fewshot_gui.core.labeling import Labeler, SupportSet
+    from fewshot_gui.core.manifest import write_manifest
+
+    labeler = Labeler(load_model(model), engine="torch")
+    drive(labeler.set_support(apply_corrections(SupportSet.from_mapping(support), corrections)))
+    labeler.set_corrections(corrections)
+    drive(labeler.label(list(iter_image_files(images))))
+    write_manifest((p.manifest_row() for p in labeler.relabel()), out)
+    return out.read_text()
+
+
+def test_session_and_corrections_label_as_the_core_does(
+    glyph_model: Path, labeling_task: LabelingTask, tmp_path: Path
+) -> None:
+    from fewshot_gui.core.session import Session, save_session
+
+    files = sorted(labeling_task.truth)
+    names = sorted(labeling_task.support)
+    corrections = {files[0]: names[-1], files[1]: "unknown", files[5]: names[0]}
+    expected = labels_in_process(
+        glyph_model, labeling_task.images, labeling_task.support, corrections, tmp_path / "c.jsonl"
+    )
+    session_file = tmp_path / "work.fewshot.json"
+    save_session(
+        session_file,
+        Session(
+            classes=[  # the app keeps a class correction among its class's examples
+                (name, [*examples, *(p for p, c in corrections.items() if c == name)])
+                for name, examples in labeling_task.support.items()
+            ],
+            folder=labeling_task.images,
+            corrections=corrections,
+            threshold="auto",
+            model=str(glyph_model),
+        ),
+    )
+    out = tmp_path / "session.jsonl"
+    flags = ["--no-cache", "--engine", "torch"]
+    assert main(["label", "--session", str(session_file), "--out", str(out), *flags]) == 0
+    assert out.read_text() == expected
+
+    table = tmp_path / "corrections.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label"])
+        writer.writerows((str(p), c) for p, c in corrections.items())
+    out = tmp_path / "flags.jsonl"
+    args = label_args(labeling_task, glyph_model, out)
+    assert main([*args, "--corrections", str(table), *flags]) == 0
+    assert out.read_text() == expected
+    by_path = {r["path"]: r for r in map(json.loads, expected.splitlines())}
+    assert by_path[str(files[1])]["label"] == "unknown"
+    assert by_path[str(files[1])]["confidence"] == 1.0
+    assert by_path[str(files[0])]["label"] == names[-1]
+
+    table.write_text("path,label\nx.png,no-such-class\n")
+    assert main([*args, "--corrections", str(table), *flags]) == 2

@@ -265,3 +265,76 @@ def test_relabeling_through_half_copies_gives_the_float32_labels(
     plain._store(_Embedded(fake[:1], [rows[1]], [""]))
     assert fast.relabel()[len(paths)].nearest == plain.relabel()[len(paths)].nearest
     assert fast.relabel()[len(paths)].nearest == plain.relabel()[len(paths) + 1].nearest
+
+
+def final_labels(labeler: Labeler, batches: list[list[Path]]) -> tuple[list, np.ndarray]:
+    """Label `batches` one after the other (as a stopped and continued run does), then
+    re-label twice; the (path, label) pairs by path, and the confidences in that order."""
+    for batch in batches:
+        drive(labeler.label(batch))
+    labeler.relabel()
+    labels = labeler.relabel()
+    order = sorted(range(len(labels)), key=lambda i: str(labels.paths[i]))
+    return (
+        [(labels.paths[i], labels[i].label) for i in order],
+        labels.confidence[order],
+    )
+
+
+def test_final_labels_depend_on_the_folder_not_on_the_labeling_order(
+    glyph_model: Path, labeling_task: LabelingTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fewshot_gui.core.labeling as labeling
+
+    monkeypatch.setattr(labeling, "REFINE_SAMPLE", 9)  # the refinement takes a sample
+    support = SupportSet.from_mapping(labeling_task.support)
+    paths = sorted(labeling_task.truth)
+    runs = []
+    for batches in (
+        [paths],
+        [paths[::-1]],
+        [paths[:7], paths],  # stopped after 7 files, then the whole folder
+        [paths[10:], paths[:10]],
+    ):
+        labeler = Labeler(load_model(glyph_model))
+        drive(labeler.set_support(support))
+        runs.append(final_labels(labeler, batches))
+    for labels, confidence in runs[1:]:
+        assert labels == runs[0][0]
+        np.testing.assert_allclose(confidence, runs[0][1], rtol=1e-5)
+
+
+def test_corrections_pin_labels_and_unknown_is_a_correction(
+    glyph_model: Path, labeling_task: LabelingTask
+) -> None:
+    from fewshot_gui.core.corrections import apply_corrections
+
+    paths = sorted(labeling_task.truth)
+    names = sorted(labeling_task.support)
+    labeler = Labeler(load_model(glyph_model))
+    drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    before = labeled(labeler, paths)
+    wrong = next(n for n in names if n != before[paths[0]])  # a label the model did not give
+    corrections = {paths[0]: wrong, paths[1]: UNKNOWN}
+    with pytest.raises(ConfigError, match="nothing-like-it"):
+        labeler.set_corrections({paths[2]: "nothing-like-it"})
+
+    results = []
+    for support in (  # as the app sends it (a class correction is an example), or not
+        apply_corrections(SupportSet.from_mapping(labeling_task.support), corrections),
+        SupportSet.from_mapping(labeling_task.support),
+    ):
+        drive(labeler.set_support(support))
+        labeler.set_corrections(corrections)
+        results.append(labeler.relabel())
+    first, second = results
+    assert [p.label for p in first] == [p.label for p in second]
+    by_path = {p.path: p for p in first}
+    assert by_path[paths[0]].label == wrong and by_path[paths[1]].label == UNKNOWN
+    for path in paths[:2]:
+        assert by_path[path].pinned and by_path[path].confidence == 1.0
+    assert not any(by_path[p].pinned for p in paths[2:])
+    assert first.pinned is not None and int(first.pinned.sum()) == 2
+
+    labeler.set_corrections({})  # undone: the model's own labels again
+    assert {p.path: p.label for p in labeler.relabel()} == before

@@ -88,6 +88,17 @@ class ProtoNet(FewShotClassifier):
         distances = self._point_distances(points)
         return self._score_of_distance(distances), distances.min(1).values
 
+    def anchor_scores(
+        self, points: torch.Tensor, anchors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (n, m) and distances (n, m) of `points` against single `anchors` (m, D),
+        both `points(features)`, as if each anchor were a prototype: for corrected images."""
+        if self.metric == "euclidean":
+            distances = squared_euclidean(points, anchors)
+        else:
+            distances = 1.0 - points @ anchors.T
+        return self._score_of_distance(distances), distances
+
     @torch.no_grad()
     def leave_one_out(
         self, features: torch.Tensor, labels: torch.Tensor
