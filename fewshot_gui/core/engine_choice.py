@@ -310,12 +310,15 @@ class EngineProbe:
         return self._finished
 
     def kill(self) -> None:
-        """Stop the child now; nothing it leaves half-written is ever read (atomic renames)."""
+        """Stop the child now, and remove what it had half written (exports are renamed
+        into place only when whole, so nothing half written is ever read)."""
         process = getattr(self, "_process", None)
         if process is not None and process.is_alive():
             with contextlib.suppress(OSError, ValueError):
                 process.kill()
                 process.join(1.0)
+            for half_written in self.export_dir.glob(f".*.{process.pid}.tmp"):
+                half_written.unlink(missing_ok=True)  # an export cut short by the kill
 
     def decision(self) -> dict[str, Any]:
         rates = {key: round(rate, 1) for key, rate in self.rates.items()}

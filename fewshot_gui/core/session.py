@@ -92,6 +92,6 @@ def load_session(path: Path) -> Session:
         raise SessionError(f"{path}: {error}") from error
 
 
-def autosave_path() -> Path:
-    """Where the running session is autosaved; it is removed on a clean exit."""
-    return user_data_dir() / f"autosave{SESSION_SUFFIX}"
+def last_session_path() -> Path:
+    """Where the running session is kept as it changes and at quit: the next launch opens it."""
+    return user_data_dir() / f"last{SESSION_SUFFIX}"

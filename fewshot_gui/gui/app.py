@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,23 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def preload(window: MainWindow, args: argparse.Namespace) -> None:
-    """Open what the command line asks for, else the demo images when there are any."""
+    """Open what the command line asks for; else the last session comes back (`start`),
+    and on the very first launch the demo shows."""
     if args.session is not None:
         window.sessions.open(args.session)
         return
-    if window.classes.rowCount():  # a recovered session
+    if args.support is None and args.images is None:
+        if window.first_launch:
+            window.open_demo()
         return
-    demo = resources_dir() / "demo"
-    support = args.support or (demo / "examples" if args.images is None else None)
-    images = args.images or (demo / "unlabeled" if args.support is None else None)
-    if support is not None and support.is_dir():
-        window.class_panel.add_files([support], "")
+    if args.support is not None and args.support.is_dir():
+        window.new_session()
+        window.class_panel.add_files([args.support], "")
         window.editor.undo_stack.clear()
-    if images is not None and images.is_dir():
-        window.label_folder(images)
+    if args.images is not None and args.images.is_dir():
+        window.label_folder(args.images)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # the engine measurement runs in a child process
     args = build_parser().parse_args(argv)
     app = QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
@@ -73,4 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # After the first paint: starting the worker imports torch, which takes seconds.
     QTimer.singleShot(0, start)
-    return app.exec()
+    code = app.exec()
+    if window.quit_unfinished:
+        # A step that cannot be interrupted (a model being compiled, a file being copied) is
+        # still running: the session is saved and every file write is atomic or journaled,
+        # so leaving now loses nothing, while waiting would keep the person waiting.
+        sys.stderr.write(f"quit while {', '.join(window.quit_unfinished)} still ran\n")
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QLabel,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -19,12 +19,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from fewshot_gui.core.session import Session, autosave_path
+from fewshot_gui.core.paths import resources_dir
+from fewshot_gui.core.session import Session, last_session_path
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.about import FIRST_RUN_HINT
 from fewshot_gui.gui.banner import Banner
 from fewshot_gui.gui.class_model import ClassModel, ExampleModel
-from fewshot_gui.gui.class_panel import ClassPanel, local_paths
+from fewshot_gui.gui.class_panel import Ask, ClassPanel, ask_with_message_box, local_paths
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
 from fewshot_gui.gui.menus import build_menus
@@ -33,19 +34,12 @@ from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.gui.sessions import SessionFiles
 from fewshot_gui.gui.threshold import ThresholdBar
 from fewshot_gui.gui.thumbnails import ThumbnailCache
-from fewshot_gui.workers.labeling_client import LabelingClient, ModelInfo, Progress
+from fewshot_gui.workers.background import BackgroundJob
+from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient, ModelInfo, Progress
 
 DEFAULT_MODEL = "photo-lite0-protonet"
 SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once
-Ask = Callable[[str, str], bool]
-
-
-def _ask_user(parent: QWidget) -> Ask:
-    def ask(title: str, text: str) -> bool:
-        answer = QMessageBox.question(parent, title, text)
-        return answer == QMessageBox.StandardButton.Yes
-
-    return ask
+QUIT_BUDGET_S = 1.5  # quitting waits at most this long for background work, all of it
 
 
 class MainWindow(QMainWindow):
@@ -55,7 +49,7 @@ class MainWindow(QMainWindow):
         self,
         settings: QSettings,
         *,
-        autosave: Path | None = None,
+        last_session: Path | None = None,
         cache_dir: Path | None = None,
         device: str = "auto",
         batch_size: int | None = None,
@@ -73,6 +67,7 @@ class MainWindow(QMainWindow):
         self.model_info: ModelInfo | None = None
         self.last_journal: Path | None = None
         self.last_error = ""
+        self.quit_unfinished: list[str] = []  # what was still running when the window closed
         self._worker_options = {
             "cache_dir": cache_dir,
             "device": device,
@@ -81,20 +76,22 @@ class MainWindow(QMainWindow):
         }
         self._label_when_ready = False
         self._stale_relabel = False
-        self._sent_support: dict[str, list[Path]] = {}
-        self._ask = ask or _ask_user(self)
+        self._sent: Adaptation | None = None
+        self._ask = ask or ask_with_message_box(self)
 
         self.thumbnails = ThumbnailCache(self)
         self.classes = ClassModel(self.thumbnails, self)
         self.editor = SessionEditor(self.classes, self)
         self.results = ResultsModel(self.thumbnails, self)
         self.class_panel = ClassPanel(
-            self.editor, ExampleModel(self.classes, self.thumbnails, self)
+            self.editor, ExampleModel(self.classes, self.thumbnails, self), ask=self._ask
         )
         self.results_panel = ResultsPanel(self.results, self.classes, self.thumbnails, self)
         self.threshold = ThresholdBar(self)
         self.banner = Banner(self)
-        self.sessions = SessionFiles(self, settings, autosave or autosave_path(), self.capture)
+        self.sessions = SessionFiles(
+            self, settings, last_session or last_session_path(), self.capture
+        )
         self._build_layout()
         self._build_status_bar()
         build_menus(self)
@@ -149,10 +146,12 @@ class MainWindow(QMainWindow):
     # --- start, worker replies -------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread (which imports torch) and offer to recover a crashed session."""
+        """Start the worker thread (which imports torch) and bring back the last session."""
         self.client = client = LabelingClient(self, **self._worker_options)
         client.modelsListed.connect(self._on_models)
         client.modelLoaded.connect(self._on_model_loaded)
+        client.engineProgress.connect(self._on_engine_progress)
+        client.engineChanged.connect(self._on_engine_changed)
         client.stage.connect(self.show_message)
         client.supportReady.connect(self._on_support_ready)
         client.relabeled.connect(self._on_relabeled)
@@ -161,18 +160,38 @@ class MainWindow(QMainWindow):
         client.labelFinished.connect(self._on_finished)
         client.failed.connect(self._on_failed)
         client.busyChanged.connect(self._on_busy)
+        last = self.sessions.last()
+        if last is not None:
+            self.restore(last)
+            self.show_message("Restored your last session")
         client.list_models()
         if not self.settings.value("hints/first_run_done", False, type=bool):
             self.banner.show_info(FIRST_RUN_HINT)
             self.settings.setValue("hints/first_run_done", True)
-        crashed = self.sessions.recoverable()
-        if crashed is not None and self._ask(
-            "Recover the last session?",
-            "FewShot Labeler did not close cleanly last time. Restore the classes, examples and "
-            "corrections it was working on?",
-        ):
-            self.restore(crashed)
-            self.show_message("Recovered the last session")
+
+    @property
+    def first_launch(self) -> bool:
+        """Nothing was ever opened here: the demo shows only then (or from File ▸ Open Demo)."""
+        return (
+            not self.settings.value("demo/shown", False, type=bool) and self.sessions.last() is None
+        )
+
+    def open_demo(self) -> None:
+        """The bundled demo: its example classes and its folder of photos to label."""
+        self.settings.setValue("demo/shown", True)
+        demo = resources_dir() / "demo"
+        self.new_session()
+        self.class_panel.add_files([demo / "examples"], "")
+        self.editor.undo_stack.clear()
+        self.label_folder(demo / "unlabeled")
+
+    def new_session(self) -> None:
+        """Start empty: no classes, no folder, no corrections; the model stays."""
+        if self.client is not None and self.client.labeling:
+            self.client.cancel()
+        self.restore(Session(threshold="auto", model=self.model_name))
+        self.sessions.path = None
+        self.sessions.changed()
 
     def _on_models(self, models: list) -> None:
         names = [name for name, _card in models]
@@ -203,15 +222,29 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_info = info
-        self._sent_support = {}
+        self._sent = None
+        self._show_model(info)
+        self.show_message(f"Model {info.name} ready on {info.device}")
+        self._sync_support()
+
+    def _on_engine_progress(self, percent: int) -> None:
+        if self.model_info is not None:
+            self.device_label.setText(
+                f"{self.model_info.name} · preparing the model for this computer: {percent}%"
+            )
+
+    def _on_engine_changed(self, info: ModelInfo) -> None:
+        self.model_info = info
+        self._show_model(info)
+        self.show_message(f"Now running on {info.engine}, the fastest measured here")
+
+    def _show_model(self, info: ModelInfo) -> None:
         size = info.card.get("input", {})
         self.device_label.setText(f"{info.name} · {info.device} · {info.engine}")
         self.device_label.setToolTip(
             f"{info.name} runs on {info.device} ({info.engine}); it sees images as "
             f"{size.get('size', '?')} px, {'grayscale' if size.get('channels') == 1 else 'colour'}"
         )
-        self.show_message(f"Model {info.name} ready on {info.device}")
-        self._sync_support()
 
     def _on_support_ready(self, report: object) -> None:
         self.show_message(f"Adapted to {len(self.classes.mapping())} classes")
@@ -227,10 +260,10 @@ class MainWindow(QMainWindow):
             self.results.clear()
             self.client.label(self.folder)
 
-    def _on_relabeled(self, predictions: list) -> None:
+    def _on_relabeled(self, labels: object) -> None:
         if self._stale_relabel:
             return
-        self.results.add(predictions)
+        self.results.add(labels)
         self.threshold.set_novelties(self._novelties())
 
     def _on_label_started(self, total: int) -> None:
@@ -240,7 +273,8 @@ class MainWindow(QMainWindow):
         self.show_message(f"Labeling {total} images in {self.folder}")
 
     def _on_progress(self, progress: Progress, new: list) -> None:
-        self.results.add(new)
+        for labels in new:
+            self.results.add(labels)
         self.progress.setValue(progress.done)
         minutes, seconds = divmod(round(progress.seconds_left), 60)
         self.rate.setText(
@@ -263,10 +297,16 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(busy)
 
     def _on_failed(self, kind: str, message: str) -> None:
-        what = {"model": "The model could not be loaded", "label": "Labeling stopped"}
+        what = {
+            "model": "The model could not be loaded",
+            "engine": "Measuring the faster engines failed; labeling goes on as before",
+            "label": "Labeling stopped",
+        }
         self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")
         if kind == "model":
             self.device_label.setText("no model")
+        elif kind == "engine" and self.model_info is not None:
+            self._show_model(self.model_info)
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -328,8 +368,9 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def _on_exported(self, journal: object) -> None:
-        self.last_journal = journal if isinstance(journal, Path) else None
-        self.sessions.changed()
+        if isinstance(journal, Path):  # a manifest alone moves no file: the last export stays
+            self.last_journal = journal
+            self.sessions.changed()
 
     # --- support, threshold, sessions ------------------------------------------------------
 
@@ -346,15 +387,16 @@ class MainWindow(QMainWindow):
         if not mapping:
             self.show_message("Add example images to a class to start")
             return
-        if mapping == self._sent_support and not self._label_when_ready:
+        adaptation = Adaptation(mapping, dict(self.editor.corrections), self.threshold.mode)
+        if adaptation == self._sent and not self._label_when_ready:
             return  # e.g. an empty class was added: nothing for the model to learn
-        self._sent_support = mapping
-        self.client.set_unknown(self.threshold.mode)
-        self.client.set_support(mapping)
+        self._sent = adaptation
+        self.client.adapt(adaptation)
 
     def _on_threshold(self, mode: object) -> None:
         self.sessions.changed()
-        if self.client is not None and self.model_info is not None:
+        if self.client is not None and self.model_info is not None and self._sent is not None:
+            self._sent = Adaptation(self._sent.support, self._sent.corrections, mode)  # type: ignore[arg-type]
             self.client.set_unknown(mode)  # type: ignore[arg-type]
 
     def _novelties(self) -> list[float]:
@@ -401,11 +443,27 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        """Quit within QUIT_BUDGET_S whatever runs: hide at once, keep the session, cancel
+        everything, and wait only briefly; `quit_unfinished` says what did not stop."""
+        self.hide()
+        QApplication.processEvents()  # the window goes away now, not when the work stops
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.sessions.save_last()
+        deadline = time.monotonic() + QUIT_BUDGET_S
+
+        def left_ms() -> int:
+            return max(0, round(1000 * (deadline - time.monotonic())))
+
+        jobs = self.findChildren(BackgroundJob)
+        for job in jobs:
+            job.cancel()
         if self.client is not None:
-            self.client.shutdown()
-        self.thumbnails.wait()
-        self.sessions.discard_autosave()
+            self.client.cancel()
+        self.thumbnails.clear_pending()
+        unfinished = [] if self.client is None or self.client.shutdown(left_ms()) else ["model"]
+        unfinished += ["export"] * sum(not job.wait(left_ms()) for job in jobs)
+        unfinished += [] if self.thumbnails.wait(left_ms()) else ["thumbnails"]
+        self.quit_unfinished = unfinished
         self.settings.sync()
         super().closeEvent(event)

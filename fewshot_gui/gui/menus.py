@@ -37,6 +37,11 @@ def build_menus(window: MainWindow) -> None:
     """The menus, their shortcuts and the toolbar with the model chooser."""
     keys = QKeySequence.StandardKey
     file = window.menuBar().addMenu("&File")
+    _action(
+        file, "&New Session", window.new_session, keys.New, "Start empty: no classes, no folder"
+    )
+    _action(file, "Open &Demo", window.open_demo, None, "The demo classes and photos")
+    file.addSeparator()
     window.open_folder_action = _action(
         file,
         "Open &Folder to Label…",

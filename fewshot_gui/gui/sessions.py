@@ -1,4 +1,5 @@
-"""Session files for the window: save, open, recent files, autosave and crash recovery."""
+"""Session files for the window: save, open, recent files, and the last session, kept as it
+changes and at quit so that the next launch (or a crash) brings the work back."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ _RECENT_KEY = "sessions/recent"
 
 
 class SessionFiles(QObject):
-    """Keeps `current` saved where asked, autosaved while it changes, and the recent list."""
+    """Keeps the session saved where asked, the last session up to date, and the recent list."""
 
     opened = Signal(object)  # Session
     message = Signal(str)
@@ -31,44 +32,39 @@ class SessionFiles(QObject):
         self,
         parent: QWidget,
         settings: QSettings,
-        autosave: Path,
+        last_session: Path,
         capture: Callable[[], Session],
     ) -> None:
         super().__init__(parent)
         self._parent, self._settings, self._capture = parent, settings, capture
-        self.autosave_path = autosave
+        self.last_path = last_session
         self.path: Path | None = None
         self.recent_menu = QMenu("Open &Recent", parent)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(AUTOSAVE_DELAY_MS)
-        self._timer.timeout.connect(self.autosave_now)
+        self._timer.timeout.connect(self.save_last)
 
     def changed(self) -> None:
-        """Something worth keeping changed: autosave soon."""
+        """Something worth keeping changed: keep it as the last session soon."""
         self._timer.start()
 
-    def autosave_now(self) -> None:
+    def save_last(self) -> None:
         self._timer.stop()
         try:
-            save_session(self.autosave_path, self._capture())
+            save_session(self.last_path, self._capture())
         except OSError as error:
-            self.message.emit(f"Could not autosave to {self.autosave_path}: {error.strerror}")
+            self.message.emit(f"Could not keep the session in {self.last_path}: {error.strerror}")
 
-    def discard_autosave(self) -> None:
-        """A clean exit: nothing to recover next time."""
-        self._timer.stop()
-        self.autosave_path.unlink(missing_ok=True)
-
-    def recoverable(self) -> Session | None:
-        """The autosaved session a crash left behind, if it can be read."""
-        if not self.autosave_path.is_file():
+    def last(self) -> Session | None:
+        """The session of the last launch, if there was one and it can be read."""
+        if not self.last_path.is_file():
             return None
         try:
-            return load_session(self.autosave_path)
+            return load_session(self.last_path)
         except SessionError as error:
-            self.message.emit(f"The autosaved session could not be read: {error}")
+            self.message.emit(f"The last session could not be read: {error}")
             return None
 
     def save(self, path: Path | None = None) -> bool:

@@ -7,6 +7,7 @@ results of stale generations are dropped here, so the GUI only ever hears curren
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,12 +16,14 @@ from PySide6.QtCore import QObject, QThread, Signal
 from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.workers.labeling_worker import (
     KINDS,
+    Adaptation,
     LabelingWorker,
     ModelInfo,
     Progress,
 )
 
-__all__ = ["LabelingClient", "ModelInfo", "Progress"]
+__all__ = ["Adaptation", "LabelingClient", "ModelInfo", "Progress"]
+QUIT_WAIT_MS = 1500  # quitting waits this long for the worker's current step, then gives up
 
 
 class LabelingClient(QObject):
@@ -28,18 +31,20 @@ class LabelingClient(QObject):
 
     modelsListed = Signal(list)
     modelLoaded = Signal(object)  # ModelInfo
+    engineProgress = Signal(int)  # percent of the one-time measurement of faster engines
+    engineChanged = Signal(object)  # ModelInfo, now on the engine measured fastest
     stage = Signal(str)
     supportReady = Signal(object)  # SupportReport
     labelStarted = Signal(int)  # total
-    labelProgress = Signal(object, list)  # Progress, new predictions
+    labelProgress = Signal(object, list)  # Progress, [Labels] of the new files
     labelFinished = Signal(object)  # LabelSummary
-    relabeled = Signal(list)  # every prediction so far
+    relabeled = Signal(object)  # Labels: the final labels of every file so far
     failed = Signal(str, str)  # kind, message
     busyChanged = Signal(bool)  # a labeling run started or ended
 
     _listModels = Signal()
     _loadModel = Signal(int, str, object)
-    _setSupport = Signal(int, object, object)
+    _adapt = Signal(int, object, object)
     _setUnknown = Signal(int, object, object)
     _relabel = Signal(int, object)
     _label = Signal(int, object, object)
@@ -79,10 +84,11 @@ class LabelingClient(QObject):
         gen, token = self._next("model")
         self._loadModel.emit(gen, name, token)
 
-    def set_support(self, mapping: dict[str, list[Path]]) -> None:
+    def adapt(self, adaptation: Adaptation) -> None:
+        """Adapt to an edit; any older adaptation or relabel still queued or running stops."""
         gen, token = self._next("support")
-        self._gens["relabel"] = gen  # its relabel supersedes any older one
-        self._setSupport.emit(gen, mapping, token)
+        self._supersede("relabel", gen, token)
+        self._adapt.emit(gen, adaptation, token)
 
     def set_unknown(self, mode: str | float) -> None:
         gen, token = self._next("relabel")
@@ -94,6 +100,7 @@ class LabelingClient(QObject):
 
     def label(self, target: Path | Sequence[Path]) -> None:
         gen, token = self._next("label")
+        self._gens["relabel"] = gen  # the run ends with the final labels of its files
         self._labeling = True
         self.busyChanged.emit(True)
         self._label.emit(gen, target if isinstance(target, Path) else list(target), token)
@@ -102,10 +109,17 @@ class LabelingClient(QObject):
         """Stop the labeling run; the summary still arrives, marked cancelled."""
         self._tokens["label"].cancel()
 
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Cancel everything, stop the thread and wait for it; True when it ended in time."""
+    def shutdown(self, timeout_ms: int = QUIT_WAIT_MS) -> bool:
+        """Cancel everything, stop a measuring child, stop the thread and wait for it; True
+        when it ended in time (else a step that cannot be interrupted is still running)."""
         for token in self._tokens.values():
             token.cancel()
+        # None if never imported (torch may not even be loaded), or still being imported.
+        kill_probes = getattr(
+            sys.modules.get("fewshot_gui.core.engine_choice"), "kill_all_probes", None
+        )
+        if kill_probes is not None:
+            kill_probes()
         self._thread.quit()
         finished = self._thread.wait(timeout_ms)
         if finished:
@@ -117,6 +131,11 @@ class LabelingClient(QObject):
         self._gens[kind] = gen = max(self._gens.values()) + 1
         self._tokens[kind] = token = CancelToken()
         return gen, token
+
+    def _supersede(self, kind: str, gen: int, token: CancelToken) -> None:
+        """A request of another kind answers for `kind` too: the older one stops."""
+        self._tokens[kind].cancel()
+        self._gens[kind], self._tokens[kind] = gen, token
 
     def _cancel(self, kind: str) -> None:
         self._tokens[kind].cancel()
@@ -134,13 +153,15 @@ class LabelingClient(QObject):
         w = self._worker
         self._listModels.connect(w.list_models)
         self._loadModel.connect(w.load_model)
-        self._setSupport.connect(w.set_support)
+        self._adapt.connect(w.adapt)
         self._setUnknown.connect(w.set_unknown)
         self._relabel.connect(w.relabel)
         self._label.connect(w.label)
         w.modelsListed.connect(self.modelsListed)
         w.stage.connect(self.stage)
         w.modelLoaded.connect(self._on_model)
+        w.engineProgress.connect(self._on_engine_progress)
+        w.engineChanged.connect(self._on_engine_changed)
         w.supportReady.connect(self._on_support)
         w.labelStarted.connect(self._on_label_started)
         w.labelProgress.connect(self._on_progress)
@@ -151,6 +172,14 @@ class LabelingClient(QObject):
     def _on_model(self, gen: int, info: ModelInfo) -> None:
         if self._current("model", gen):
             self.modelLoaded.emit(info)
+
+    def _on_engine_progress(self, gen: int, percent: int) -> None:
+        if self._current("model", gen):
+            self.engineProgress.emit(percent)
+
+    def _on_engine_changed(self, gen: int, info: ModelInfo) -> None:
+        if self._current("model", gen):
+            self.engineChanged.emit(info)
 
     def _on_support(self, gen: int, report: object) -> None:
         if self._current("support", gen):
@@ -169,12 +198,14 @@ class LabelingClient(QObject):
             self._labeling_done()
             self.labelFinished.emit(summary)
 
-    def _on_relabeled(self, gen: int, predictions: list) -> None:
-        if self._current("relabel", gen):
-            self.relabeled.emit(predictions)
+    def _on_relabeled(self, gen: int, labels: object) -> None:
+        # A run's final labels, or a newer adaptation's relabel of it: the worker answers in
+        # order, so the last one to arrive is the freshest.
+        if self._current("relabel", gen) or self._current("label", gen):
+            self.relabeled.emit(labels)
 
     def _on_failed(self, kind: str, gen: int, message: str) -> None:
-        if gen and not self._current(kind, gen):
+        if gen and not self._current("model" if kind == "engine" else kind, gen):
             return
         if kind == "label":
             self._labeling_done()

@@ -25,7 +25,8 @@ from fewshot_gui.core.jobs import CancelToken
 WORKER_NICE = 10  # added to the app's own nice value
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
-KINDS = ("model", "support", "label", "relabel")
+PROBE_POLL_MS = 200  # how often the worker reads the engine measurement's progress
+KINDS = ("model", "engine", "support", "label", "relabel")
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,19 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
+@dataclass(frozen=True)
+class Adaptation:
+    """One edit's worth of what the model adapts to: examples, corrections, threshold."""
+
+    support: dict[str, list[Path]]  # class name -> example paths
+    corrections: dict[Path, str]  # path -> class name or `unknown`
+    unknown: str | float  # "auto", "off" or a novelty threshold
+
+
 class _LabelJob:
     def __init__(self, gen: int, job: Generator[Any, None, Any], token: CancelToken) -> None:
         self.gen, self.job, self.token = gen, job, token
-        self.pending: list[Any] = []
+        self.pending: list[Any] = []  # core.predictions.Labels, one per batch
         self.last_emit = 0.0
         self.progress: Progress | None = None
 
@@ -68,12 +78,14 @@ class LabelingWorker(QObject):
 
     modelsListed = Signal(list)  # [(name, card)]
     modelLoaded = Signal(int, object)  # gen, ModelInfo
+    engineProgress = Signal(int, int)  # gen, percent of the one-time engine measurement
+    engineChanged = Signal(int, object)  # gen, ModelInfo with the measured engine
     stage = Signal(str)
     supportReady = Signal(int, object)  # gen, SupportReport
     labelStarted = Signal(int, int)  # gen, total
-    labelProgress = Signal(int, object, list)  # gen, Progress, new predictions
+    labelProgress = Signal(int, object, list)  # gen, Progress, [Labels] of the new files
     labelFinished = Signal(int, object)  # gen, LabelSummary
-    relabeled = Signal(int, list)  # gen, every prediction so far
+    relabeled = Signal(int, object)  # gen, Labels of every file so far (the final labels)
     failed = Signal(str, int, str)  # kind, gen, message
 
     def __init__(
@@ -87,8 +99,11 @@ class LabelingWorker(QObject):
         self._cache_dir, self._device, self._batch_size = cache_dir, device, batch_size
         self._engine = engine
         self._labeler: Any = None
+        self._model_gen = 0
         self._job: _LabelJob | None = None
         self._timer: QTimer | None = None
+        self._probe: Any = None  # core.engine_choice.EngineProbe while one measures
+        self._probe_timer: QTimer | None = None
 
     @Slot()
     def yield_to_gui(self) -> None:
@@ -117,6 +132,7 @@ class LabelingWorker(QObject):
         if token.cancelled:
             return
         self._stop_job()
+        self._stop_probe()
         try:
             self.stage.emit(f"Loading model {name}…")
             from fewshot_gui.core.checkpoint import load_model
@@ -131,27 +147,72 @@ class LabelingWorker(QObject):
                 batch_size=self._batch_size,
                 engine=self._engine,
             )
-            self._labeler = labeler
-            info = ModelInfo(loaded.name, labeler.device_name, labeler.engine_name, loaded.card)
-            self.modelLoaded.emit(gen, info)
+            self._labeler, self._model_gen = labeler, gen
+            self.modelLoaded.emit(gen, self._info())
+            if labeler.engine_choice.measure_later and not token.cancelled:
+                self._start_probe(loaded)
         except Exception as error:
             self.failed.emit("model", gen, describe_error(error))
 
+    def _info(self) -> ModelInfo:
+        labeler = self._labeler
+        loaded = labeler.loaded
+        return ModelInfo(loaded.name, labeler.device_name, labeler.engine_name, loaded.card)
+
+    def _start_probe(self, loaded: Any) -> None:
+        """Measure the faster engines in a child process; the safe engine labels meanwhile."""
+        from fewshot_gui.core.engine_choice import EngineProbe
+
+        engines = None if self._cache_dir is None else self._cache_dir / "engines"
+        self._probe = EngineProbe(loaded, cache_dir=engines, batch_size=self._labeler.batch_size)
+        if self._probe_timer is None:
+            self._probe_timer = QTimer(self)  # made here, so it belongs to the worker thread
+            self._probe_timer.setInterval(PROBE_POLL_MS)
+            self._probe_timer.timeout.connect(self._poll_probe)
+        self._probe_timer.start()
+
+    def _poll_probe(self) -> None:
+        probe, gen = self._probe, self._model_gen
+        if probe is None:
+            return
+        try:
+            progress = probe.step()
+            if progress is not None:
+                self.engineProgress.emit(gen, round(100 * progress))
+                return
+            self._stop_probe()
+            self._labeler.use_engine(probe.choice())
+            self.engineChanged.emit(gen, self._info())
+        except Exception as error:  # the safe engine stays: a failed measurement costs speed
+            self._stop_probe()
+            self.failed.emit("engine", gen, describe_error(error))
+
+    def _stop_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if self._probe_timer is not None:
+            self._probe_timer.stop()
+        if probe is not None:
+            probe.kill()
+
     @Slot(int, object, object)
-    def set_support(self, gen: int, mapping: dict[str, list[Path]], token: CancelToken) -> None:
-        """Adapt to `mapping` (class name -> example paths), then relabel what is labeled."""
+    def adapt(self, gen: int, adaptation: Adaptation, token: CancelToken) -> None:
+        """Adapt to one edit's examples, corrections and threshold, then relabel what is
+        labeled: one request per edit, stopped between steps once a newer one cancels it."""
         if token.cancelled or not self._require_model("support", gen):
             return
         self._flush()
         try:
             from fewshot_gui.core.labeling import SupportSet
 
-            support = SupportSet.from_mapping(mapping)
+            support = SupportSet.from_mapping(adaptation.support)
+            self._labeler.set_unknown(adaptation.unknown)
             report = self._drive_stages(self._labeler.set_support(support, token))
             if token.cancelled:
                 return
+            self._labeler.set_corrections(adaptation.corrections)
             self.supportReady.emit(gen, report)
-            self.relabeled.emit(gen, list(self._labeler.relabel()))
+            if not token.cancelled:
+                self.relabeled.emit(gen, self._labeler.relabel())
         except Exception as error:
             if not token.cancelled:
                 self.failed.emit("support", gen, describe_error(error))
@@ -163,7 +224,7 @@ class LabelingWorker(QObject):
         self._flush()
         try:
             self._labeler.set_unknown(mode)
-            self.relabeled.emit(gen, list(self._labeler.relabel()))
+            self.relabeled.emit(gen, self._labeler.relabel())
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -173,7 +234,7 @@ class LabelingWorker(QObject):
             return
         self._flush()
         try:
-            self.relabeled.emit(gen, list(self._labeler.relabel()))
+            self.relabeled.emit(gen, self._labeler.relabel())
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -203,6 +264,7 @@ class LabelingWorker(QObject):
     def shutdown(self) -> None:
         """Close any running job; connected directly to the thread's `finished`."""
         self._stop_job()
+        self._stop_probe()
 
     def _step(self) -> None:
         # One batch per turn: queued requests (a new support set, a cancel) run in between.
@@ -215,6 +277,11 @@ class LabelingWorker(QObject):
             self._job = None
             self._timer_stop()
             self._emit_progress(job)
+            try:  # the stream was inductive; the final labels learn from the whole folder
+                if not job.token.cancelled:
+                    self.relabeled.emit(job.gen, self._labeler.relabel())
+            except Exception as error:
+                self.failed.emit("relabel", job.gen, describe_error(error))
             self.labelFinished.emit(job.gen, stop.value)
             return
         except Exception as error:
@@ -222,7 +289,7 @@ class LabelingWorker(QObject):
             self._timer_stop()
             self.failed.emit("label", job.gen, describe_error(error))
             return
-        job.pending.extend(event.new)
+        job.pending.append(event.new)
         job.progress = Progress(
             event.done, event.total, event.images_per_second, event.seconds_left
         )

@@ -27,19 +27,19 @@ def settings_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_window(qtbot, tmp_path: Path, tiny_model: Path, settings_path: Path) -> Iterator:
-    """A started window on the tiny model; `recover` answers the crash-recovery question."""
+    """A started window on the tiny model; `answer` answers every question it asks."""
     made: list[MainWindow] = []
 
-    def make(model: str | None = None, recover: bool = False, wait: bool = True, **options):
+    def make(model: str | None = None, answer: bool = False, wait: bool = True, **options):
         settings = QSettings(str(settings_path), QSettings.Format.IniFormat)
         window = MainWindow(
             settings,
-            autosave=tmp_path / "autosave.fewshot.json",
+            last_session=tmp_path / "last.fewshot.json",
             device="cpu",
             batch_size=options.pop("batch_size", 8),
             engine="torch",  # the engine choice is timed; tests must not depend on the load
             model=str(tiny_model) if model is None else model,
-            ask=lambda _title, _text: recover,
+            ask=lambda _title, _text: answer,
         )
         qtbot.addWidget(window)
         window.show()

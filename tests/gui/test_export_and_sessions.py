@@ -96,32 +96,6 @@ def test_save_and_reopen_a_session(qtbot, make_window, pattern_class, tmp_path):
     assert again.threshold.mode == "off"
 
 
-def test_a_crash_recovery_file_restores_the_session(qtbot, make_window, pattern_class, tmp_path):
-    examples = pattern_class(tmp_path / "ex" / "leaf", seed=1, count=2)
-    others = pattern_class(tmp_path / "ex" / "rock", seed=2, count=2)
-    pattern_class(tmp_path / "unlabeled", seed=1, count=5, start=40)
-    crashed = Session([("leaf", examples), ("rock", others)], tmp_path / "unlabeled", {}, 0.5)
-    save_session(tmp_path / "autosave.fewshot.json", crashed)
-    window = make_window(recover=True)
-    assert window.classes.names() == ["leaf", "rock"]
-    assert window.threshold.mode == 0.5
-    qtbot.waitUntil(lambda: window.results.rowCount() == 5, timeout=TIMEOUT)
-    window.editor.add_class("moss")
-    qtbot.waitUntil(
-        lambda: "moss" in [n for n, _ in load_session(window.sessions.autosave_path).classes],
-        timeout=TIMEOUT,
-    )
-    window.close()
-    assert not (tmp_path / "autosave.fewshot.json").exists()  # a clean exit leaves none
-
-
-def test_declining_recovery_starts_empty(qtbot, make_window, pattern_class, tmp_path):
-    examples = pattern_class(tmp_path / "ex" / "leaf", seed=1, count=2)
-    save_session(tmp_path / "autosave.fewshot.json", Session([("leaf", examples)]))
-    window = make_window(recover=False)
-    assert window.classes.rowCount() == 0
-
-
 def test_a_worker_failure_shows_a_message(qtbot, make_window, tmp_path):
     window = make_window(model=str(tmp_path / "missing-model"), wait=False)
     qtbot.waitUntil(lambda: bool(window.last_error), timeout=TIMEOUT)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fewshot_gui.core.support import UNKNOWN
-from fewshot_gui.workers.labeling_client import LabelingClient
+from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient
 
 TIMEOUT = 20_000
 
@@ -30,24 +30,30 @@ def support(tmp_path: Path, pattern_class) -> dict[str, list[Path]]:
     }
 
 
-def ready(qtbot, client: LabelingClient, model: Path, support: dict[str, list[Path]]):
+def ready(
+    qtbot, client: LabelingClient, model: Path, support: dict[str, list[Path]], unknown="auto"
+):
     with qtbot.waitSignal(client.modelLoaded, timeout=TIMEOUT) as loaded:
         client.load_model(str(model))
     with qtbot.waitSignal(client.supportReady, timeout=TIMEOUT) as report:
-        client.set_support(support)
+        client.adapt(Adaptation(support, {}, unknown))
     return loaded.args[0], report.args[0]
+
+
+def flat(batches: list) -> list:
+    """The predictions of a progress signal's batches (each a Labels)."""
+    return [prediction for labels in batches for prediction in labels]
 
 
 def test_labels_a_folder_to_the_end(qtbot, pattern_class, client, tiny_model, support, tmp_path):
     folder = tmp_path / "unlabeled"
     circles = pattern_class(folder / "a", seed=1, count=20, start=100)
     squares = pattern_class(folder / "b", seed=2, count=20, start=100)
-    info, report = ready(qtbot, client, tiny_model, support)
+    info, report = ready(qtbot, client, tiny_model, support, unknown="off")
     assert info.name == "tiny" and info.device.startswith("CPU")
     assert [c.name for c in report.classes] == ["circle", "square"]
     received = []
-    client.labelProgress.connect(lambda _progress, new: received.extend(new))
-    client.set_unknown("off")
+    client.labelProgress.connect(lambda _progress, new: received.extend(flat(new)))
     with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
         client.label(folder)
     summary = finished.args[0]
@@ -66,7 +72,7 @@ def test_cancel_in_the_middle(qtbot, pattern_class, client, tiny_model, support,
     received = []
 
     def on_progress(progress, new):
-        received.extend(new)
+        received.extend(flat(new))
         client.cancel()
 
     client.labelProgress.connect(on_progress)
@@ -85,7 +91,7 @@ def test_a_newer_run_drops_the_stale_one(
     new = pattern_class(tmp_path / "new", seed=4, count=30)
     ready(qtbot, client, tiny_model, support)
     received = []
-    client.labelProgress.connect(lambda _p, batch: received.extend(batch))
+    client.labelProgress.connect(lambda _p, batches: received.extend(flat(batches)))
     with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
         client.label(tmp_path / "old")
         client.label(tmp_path / "new")
@@ -107,9 +113,8 @@ def test_threshold_and_support_relabel_from_the_cache(
     assert len(relabeled.args[0]) == 12
     assert {p.label for p in relabeled.args[0]} == {UNKNOWN}
     new_class = pattern_class(tmp_path / "ex" / "third", seed=5, count=2, start=500)
-    client.set_unknown("off")
     with qtbot.waitSignal(client.relabeled, timeout=TIMEOUT) as relabeled:
-        client.set_support({**support, "third": new_class})
+        client.adapt(Adaptation({**support, "third": new_class}, {}, "off"))
     assert {p.label for p in relabeled.args[0]} == {"third"}
 
 
@@ -145,7 +150,7 @@ from PySide6.QtWidgets import QApplication
 from fewshot_gui.gui.main_window import MainWindow
 app = QApplication([])
 window = MainWindow(QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat),
-                    autosave=__import__("pathlib").Path({str(tmp_path / "a.json")!r}))
+                    last_session=__import__("pathlib").Path({str(tmp_path / "a.json")!r}))
 window.show()
 app.processEvents()
 assert not window.grab().isNull()
