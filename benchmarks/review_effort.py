@@ -161,7 +161,7 @@ def main() -> None:
             print(
                 f"task {args.seed + t} {sorted(task.examples)} {arm:>6}: "
                 + " ".join(f"{a:.1f}" for a in curve)
-                + f" | worst drop {max(drops.max(), 0):.2f}"
+                + f" | worst drop {max(drops.max(), 0.0) + 0.0:.2f}"
             )
     n = len(task.truth)
     print(f"\n{args.tasks} tasks, {n} images each, {time.perf_counter() - started:.0f}s")
@@ -169,7 +169,7 @@ def main() -> None:
         table = np.array(curves[arm])
         net = np.round((table[:, -1] - table[:, 0]) * n / 100).astype(int)
         wrong = np.round((100 - table[:, 0]) * n / 100).astype(int)
-        worst = max(float((-np.diff(table, axis=1)).max()), 0.0)
+        worst = max(float((-np.diff(table, axis=1)).max()), 0.0) + 0.0  # never "-0.00"
         print(f"{arm:>6}: mean accuracy " + " ".join(f"{a:.2f}" for a in table.mean(0)))
         print(
             f"        net fixed after {args.corrections}: {net.tolist()} (mean {net.mean():.1f}) "
