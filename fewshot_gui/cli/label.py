@@ -124,13 +124,16 @@ def measure_in_child(
     loaded: LoadedModel, args: argparse.Namespace, batch_size: int
 ) -> EngineChoice | None:
     """The first run of a model on this machine times the engines, in a child process with a
-    time cap, so that no engine can hang this one and Ctrl-C always works."""
+    time cap, so that no engine can hang this one and Ctrl-C always works; None after Ctrl-C."""
     from ..core.engine_choice import EngineProbe, measure_engines
+    from ..core.jobs import CancelToken
     from ..core.paths import cache_dir
 
     engines_dir = None if args.no_cache else cache_dir() / "engines"
     probe = EngineProbe(loaded, cache_dir=engines_dir, batch_size=batch_size)
-    return drive_with(measure_engines(probe), {})
+    token = CancelToken()
+    with interrupt_cancels(token.cancel):
+        return drive_with(measure_engines(probe, token), {})
 
 
 def resolve_inputs(
@@ -209,8 +212,10 @@ def run_label(args: argparse.Namespace) -> int:
     labeler.set_unknown(unknown)
     if labeler.engine_choice.measure_later:
         measured = measure_in_child(loaded, args, labeler.batch_size)
-        if measured is not None:
-            labeler.use_engine(measured)
+        if measured is None:
+            say("stopped before labeling: nothing was written")
+            return 130
+        labeler.use_engine(measured)
     say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
     report = drive_with(labeler.set_support(support), {})
     labeler.set_corrections(corrections)

@@ -10,10 +10,7 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
-    QLabel,
     QMainWindow,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -34,6 +31,7 @@ from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.gui.sessions import SessionFiles
 from fewshot_gui.gui.threshold import ThresholdBar
 from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.gui.work_status import WorkStatus
 from fewshot_gui.workers.background import BackgroundJob
 from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient, ModelInfo, Progress
 
@@ -93,7 +91,7 @@ class MainWindow(QMainWindow):
             self, settings, last_session or last_session_path(), self.capture
         )
         self._build_layout()
-        self._build_status_bar()
+        self.work = WorkStatus(self.statusBar(), self)
         build_menus(self)
         self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
         self._support_timer.timeout.connect(self._sync_support)
@@ -117,20 +115,6 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1200, 800)
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.progress = QProgressBar(self)
-        self.progress.setMaximumWidth(240)
-        self.rate = QLabel(self)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.cancel_button.setToolTip("Stop labeling (Esc)")
-        self.device_label = QLabel("no model", self)
-        self.device_label.setToolTip("The device the model runs on")
-        for widget in (self.progress, self.rate, self.cancel_button):
-            bar.addPermanentWidget(widget)
-            widget.hide()
-        bar.addPermanentWidget(self.device_label)
-
     def _wire(self) -> None:
         self.editor.changed.connect(self._on_edit)
         self.class_panel.message.connect(self.show_message)
@@ -140,7 +124,7 @@ class MainWindow(QMainWindow):
         self.threshold.modeChanged.connect(self._on_threshold)
         self.sessions.opened.connect(self.restore)
         self.sessions.message.connect(self.show_message)
-        self.cancel_button.clicked.connect(self.cancel)
+        self.work.cancel_button.clicked.connect(self.cancel)
         self.model_box.activated.connect(lambda _row: self.load_model(self.model_box.currentText()))
 
     # --- start, worker replies -------------------------------------------------------------
@@ -198,7 +182,7 @@ class MainWindow(QMainWindow):
         self.model_box.clear()
         self.model_box.addItems(names)
         if not names and not self.model_name:
-            self.device_label.setText("no model")
+            self.work.show_no_model()
             self.show_error(
                 "No models are installed. Put a model folder in the models folder, "
                 "or train one with `fewshot train`."
@@ -215,7 +199,7 @@ class MainWindow(QMainWindow):
             return
         self.model_name = name
         self.model_info = None
-        self.device_label.setText(f"loading {Path(name).name}…")
+        self.work.show_loading(Path(name).name)
         self._label_when_ready = self.folder is not None
         self.client.load_model(name)
         self.sessions.changed()
@@ -223,28 +207,18 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_info = info
         self._sent = None
-        self._show_model(info)
+        self.work.show_model(info)
         self.show_message(f"Model {info.name} ready on {info.device}")
         self._sync_support()
 
     def _on_engine_progress(self, percent: int) -> None:
         if self.model_info is not None:
-            self.device_label.setText(
-                f"{self.model_info.name} · preparing the model for this computer: {percent}%"
-            )
+            self.work.show_preparing(self.model_info, percent)
 
     def _on_engine_changed(self, info: ModelInfo) -> None:
         self.model_info = info
-        self._show_model(info)
+        self.work.show_model(info)
         self.show_message(f"Now running on {info.engine}, the fastest measured here")
-
-    def _show_model(self, info: ModelInfo) -> None:
-        size = info.card.get("input", {})
-        self.device_label.setText(f"{info.name} · {info.device} · {info.engine}")
-        self.device_label.setToolTip(
-            f"{info.name} runs on {info.device} ({info.engine}); it sees images as "
-            f"{size.get('size', '?')} px, {'grayscale' if size.get('channels') == 1 else 'colour'}"
-        )
 
     def _on_support_ready(self, report: object) -> None:
         self.show_message(f"Adapted to {len(self.classes.mapping())} classes")
@@ -268,18 +242,13 @@ class MainWindow(QMainWindow):
 
     def _on_label_started(self, total: int) -> None:
         self._stale_relabel = False
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(0)
+        self.work.start_run(total)
         self.show_message(f"Labeling {total} images in {self.folder}")
 
     def _on_progress(self, progress: Progress, new: list) -> None:
         for labels in new:
             self.results.add(labels)
-        self.progress.setValue(progress.done)
-        minutes, seconds = divmod(round(progress.seconds_left), 60)
-        self.rate.setText(
-            f"{progress.images_per_second:.0f} images/s · {minutes}:{seconds:02d} left"
-        )
+        self.work.show_progress(progress)
 
     def _on_finished(self, summary: object) -> None:
         s = summary
@@ -292,8 +261,7 @@ class MainWindow(QMainWindow):
 
     def _on_busy(self, busy: bool) -> None:
         self._stale_relabel = self._stale_relabel and busy  # a run that failed to start
-        for widget in (self.progress, self.rate, self.cancel_button):
-            widget.setVisible(busy)
+        self.work.set_busy(busy)
         self.cancel_action.setEnabled(busy)
 
     def _on_failed(self, kind: str, message: str) -> None:
@@ -304,9 +272,9 @@ class MainWindow(QMainWindow):
         }
         self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")
         if kind == "model":
-            self.device_label.setText("no model")
+            self.work.show_no_model()
         elif kind == "engine" and self.model_info is not None:
-            self._show_model(self.model_info)
+            self.work.show_model(self.model_info)
 
     # --- actions ---------------------------------------------------------------------------
 

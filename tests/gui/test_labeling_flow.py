@@ -115,12 +115,12 @@ def test_cancel_in_the_middle(qtbot, make_window, pattern_class, tmp_path):
     with_two_classes(window, pattern_class, tmp_path)
     window.label_folder(tmp_path / "many")
     qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=TIMEOUT)
-    assert window.cancel_button.isVisible()
-    qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert window.work.cancel_button.isVisible()
+    qtbot.mouseClick(window.work.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.client.labeling, timeout=TIMEOUT)
     assert "Cancelled after" in window.statusBar().currentMessage()
     assert 0 < window.results.rowCount() < 300
-    assert not window.cancel_button.isVisible()
+    assert not window.work.cancel_button.isVisible()
 
 
 def test_a_correction_relabels_the_rest_and_undoes(qtbot, make_window, pattern_class, tmp_path):

@@ -201,7 +201,7 @@ def start(window):
         close_now(window)
         return
     def when_measuring():  # the engines are being timed in their child process
-        if "preparing the model" in window.device_label.text():
+        if "preparing the model" in window.work.device_label.text():
             close_now(window)
         else:
             QTimer.singleShot(50, when_measuring)
