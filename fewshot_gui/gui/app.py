@@ -79,10 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     QTimer.singleShot(0, start)
     code = app.exec()
     if window.quit_unfinished:
-        # A step that cannot be interrupted (a model being compiled, a file being copied) is
-        # still running: the session is saved and every file write is atomic or journaled,
-        # so leaving now loses nothing, while waiting would keep the person waiting.
         sys.stderr.write(f"quit while {', '.join(window.quit_unfinished)} still ran\n")
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    # Everything worth keeping is saved by now (the session, the settings) and every file
+    # write is atomic or journaled. Leaving at once skips the interpreter's teardown, which
+    # joins the engine's and decoders' threads and unloads torch: seconds after the window
+    # is gone, or forever behind a step that cannot be interrupted.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -37,7 +37,7 @@ from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient, Mode
 
 DEFAULT_MODEL = "photo-lite0-protonet"
 SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once
-QUIT_BUDGET_S = 1.5  # quitting waits at most this long for background work, all of it
+QUIT_BUDGET_S = 0.75  # quitting waits at most this long for background work, all of it
 
 
 class MainWindow(QMainWindow):
