@@ -146,7 +146,7 @@ def resolve_inputs(
     """
     from ..core.corrections import apply_corrections, read_corrections
     from ..core.session import load_session
-    from ..core.support import SupportSet
+    from ..core.support import SupportSet, hidden_folders
 
     session = load_session(args.session) if args.session else None
     if session is not None:
@@ -156,6 +156,9 @@ def resolve_inputs(
         support = SupportSet.from_mapping(classes)
     elif args.support:
         support = SupportSet.from_folder(args.support)
+        hidden = hidden_folders(args.support)
+        if hidden:
+            say(f"note: hidden folders are not classes; skipped {', '.join(hidden)}")
     else:
         support = SupportSet.from_mapping(parse_classes(args.classes))
     images = args.images or (session.folder if session else None)
@@ -283,14 +286,27 @@ def run_label(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace, items: list[tuple[Path, str]]) -> int:
-    from ..core.export import default_journal_path, execute_export, plan_export
+    from ..core.errors import ExportError
+    from ..core.export import (
+        DiskFullError,
+        default_journal_path,
+        execute_export,
+        missing_sources,
+        plan_export,
+    )
     from ..core.jobs import CancelToken
 
     plan = plan_export(items, args.dest, include_unknown=args.include_unknown)
     if args.dry_run:
+        missing = {op.source for op in missing_sources(plan)}
         for op in plan:
-            print(f"{args.export} {op.source} -> {op.target}")
-        say(f"dry run: {len(plan)} files would be {PAST[args.export]} into {args.dest}")
+            if op.source in missing:
+                print(f"missing {op.source} (no longer there)")
+            else:
+                print(f"{args.export} {op.source} -> {op.target}")
+        gone = f"; {len(missing)} listed files no longer exist, not counted" if missing else ""
+        count = len(plan) - len(missing)
+        say(f"dry run: {count} files would be {PAST[args.export]} into {args.dest}{gone}")
         return 0
     args.dest.mkdir(parents=True, exist_ok=True)
     journal = default_journal_path(args.dest)
@@ -305,10 +321,13 @@ def _export(args: argparse.Namespace, items: list[tuple[Path, str]]) -> int:
 
     from ..core.export import ExportEvent
 
-    with interrupt_cancels(token.cancel):
-        summary = drive_with(
-            execute_export(plan, args.export, journal, cancel=token), {ExportEvent: on_file}
-        )
+    try:
+        with interrupt_cancels(token.cancel):
+            summary = drive_with(
+                execute_export(plan, args.export, journal, cancel=token), {ExportEvent: on_file}
+            )
+    except DiskFullError as error:
+        raise ExportError(f"{error}\nundo with: fewshot undo {error.journal}") from error
     for failure in failures:
         say(f"not exported: {failure}")
     say(
@@ -324,7 +343,8 @@ def run_undo(args: argparse.Namespace) -> int:
     problems: list[str] = []
 
     def on_event(event: UndoEvent) -> None:
-        if event.action in ("failed", "kept") or event.restored_to not in (None, event.source):
+        elsewhere = event.restored_to not in (None, event.source)
+        if event.action in ("failed", "refused", "kept") or elsewhere:
             problems.append(f"{event.target}: {event.action} {event.message}")
 
     summary = drive_with(undo_export(args.journal), {UndoEvent: on_event})
@@ -333,5 +353,11 @@ def run_undo(args: argparse.Namespace) -> int:
     if summary.already_undone:
         say(f"{args.journal} was already undone; nothing to do")
     else:
-        say(f"undone: {args.journal}, {summary.failed} failed")
+        refused = (
+            f", {summary.refused} refused (left alone: the journal cannot show its export "
+            "made them)"
+            if summary.refused
+            else ""
+        )
+        say(f"undone: {args.journal}, {summary.failed - summary.refused} failed{refused}")
     return 1 if summary.failed else 0

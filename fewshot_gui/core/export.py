@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import json
 import os
 import shutil
 import stat
@@ -12,17 +12,21 @@ import unicodedata
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
 
 from fewshot_gui.core.errors import ExportError
+from fewshot_gui.core.export_journal import (
+    JOURNAL_VERSION,
+    ExportMode,
+    JournalError,
+    JournalWriter,
+    file_id,
+)
 
 # Re-exported: callers treat the manifest as part of the export surface.
 from fewshot_gui.core.manifest import MANIFEST_FIELDS as MANIFEST_FIELDS
 from fewshot_gui.core.manifest import ManifestRow as ManifestRow
 from fewshot_gui.core.manifest import read_manifest as read_manifest
 from fewshot_gui.core.manifest import write_manifest as write_manifest
-
-ExportMode = Literal["copy", "move", "link"]
 
 MAX_NAME_CHARS = 120
 # Under the common 255-byte limit with room for the "-N" and " (N)" that disambiguate names.
@@ -32,8 +36,12 @@ _RESERVED_NAMES = frozenset(
     {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
     | {f"{device}{digit}" for device in ("COM", "LPT") for digit in "123456789¹²³"}
 )
+# Bidirectional controls (U+202E and kin) make a name display as something it is not.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _CHUNK = 1 << 20
-_JOURNAL_VERSION = 1
+_DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
 @dataclass(frozen=True)
@@ -67,16 +75,29 @@ class ExportSummary:
     cancelled: bool
 
 
+class DiskFullError(ExportError):
+    """The disk filled up mid-export; `journal` holds everything done until then, intact."""
+
+    def __init__(self, message: str, journal: Path) -> None:
+        super().__init__(message)
+        self.journal = journal
+
+
 def safe_folder_name(name: str) -> str:
     """Turn a class name into one path component that is legal on Linux, macOS and Windows.
 
-    Separators, control characters and characters Windows forbids become '_'; leading and
+    Separators, control characters, bidirectional controls (U+202E, which shows a name
+    backwards, and kin) and characters Windows forbids become '_'; leading and
     trailing dots and spaces go; Windows device names (CON, com1.txt, ...) get a '_' after
     their stem; the result is NFC-normalised, at most MAX_NAME_CHARS long, never '', '.' or
     '..' ('_' instead). Distinct names may map to one folder: plan_export disambiguates them.
     """
     cleaned = "".join(
-        "_" if char in _ILLEGAL_CHARS or unicodedata.category(char) in ("Cc", "Cs") else char
+        "_"
+        if char in _ILLEGAL_CHARS
+        or char in _BIDI_CONTROLS
+        or unicodedata.category(char) in ("Cc", "Cs")
+        else char
         for char in unicodedata.normalize("NFC", name)
     )
     cleaned = _truncate(cleaned.lstrip(". "), MAX_NAME_CHARS)
@@ -148,29 +169,48 @@ def execute_export(
     Nothing is ever overwritten: a target that appeared since planning gets the next free
     name. A file that fails yields ok=False and the run goes on; `cancel` is checked before
     each file. Every step goes to the JSON-lines journal at `journal_path` (a new file; a
-    move's line is fsynced before the move) so undo_export can reverse it even after a crash.
-    Raises ExportError if the journal cannot be created or written.
+    move's line is fsynced before the move) so undo_export can reverse it even after a crash;
+    the journal binds each step to the identities of the files it read and made.
+    Raises DiskFullError when the disk fills up: the run stops, nothing is left half-written
+    and the journal stays valid. Raises ExportError if the journal cannot be created or written.
     """
     if mode not in _TRANSFER:
         raise ExportError(f"Unknown export mode {mode!r}; use 'copy', 'move' or 'link'.")
     journal_path = Path(os.path.abspath(journal_path))
+    # plan_export puts every target at dest/CLASS/NAME.
+    dest = Path(os.path.commonpath([op.target.parent.parent for op in plan] or [journal_path]))
     done = failed = 0
-    with _new_journal(journal_path) as stream:
-        journal = _Journal(stream)
-        journal.write(durable=True, kind="export", version=_JOURNAL_VERSION, mode=mode)
-        for index, op in enumerate(plan, start=1):
-            if cancel is not None and cancel():
-                return ExportSummary(journal_path, done, failed, cancelled=True)
-            try:
-                written = _export_one(op, mode, index, journal)
-            except OSError as exc:
-                failed += 1
-                journal.write(kind="failed", op=index, error=_describe(exc))
-                yield ExportEvent(op, index, len(plan), ok=False, error=_describe(exc))
-            else:
-                done += 1
-                yield ExportEvent(op, index, len(plan), ok=True, written=written)
+    with JournalWriter.create(journal_path) as journal:
+        try:
+            dest_inode = os.stat(dest).st_ino if os.path.isdir(dest) else None
+            header = {"version": JOURNAL_VERSION, "mode": mode, "dest": str(dest)}
+            journal.write(durable=True, kind="export", **header, dest_inode=dest_inode)
+            for index, op in enumerate(plan, start=1):
+                if cancel is not None and cancel():
+                    return ExportSummary(journal_path, done, failed, cancelled=True)
+                try:
+                    written = _export_one(op, mode, index, journal)
+                except OSError as exc:
+                    if exc.errno in _DISK_FULL:
+                        with contextlib.suppress(JournalError):  # the disk is the news, not this
+                            journal.write(kind="failed", op=index, error=_describe(exc))
+                        raise _disk_full(exc, journal_path, dest, done, len(plan)) from exc
+                    failed += 1
+                    journal.write(kind="failed", op=index, error=_describe(exc))
+                    yield ExportEvent(op, index, len(plan), ok=False, error=_describe(exc))
+                else:
+                    done += 1
+                    yield ExportEvent(op, index, len(plan), ok=True, written=written)
+        except JournalError as exc:
+            if exc.errno in _DISK_FULL:
+                raise _disk_full(exc, journal_path, dest, done, len(plan)) from exc
+            raise
     return ExportSummary(journal_path, done, failed, cancelled=False)
+
+
+def missing_sources(plan: list[PlannedOp]) -> list[PlannedOp]:
+    """The operations of `plan` whose source is no longer a file (deleted or moved since)."""
+    return [op for op in plan if not os.path.isfile(op.source)]
 
 
 def default_journal_path(dest: Path) -> Path:
@@ -183,43 +223,32 @@ def default_journal_path(dest: Path) -> Path:
     return path
 
 
-def _new_journal(path: Path) -> TextIO:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "x", encoding="utf-8")  # "x": an old journal is never overwritten
-    except OSError as exc:
-        raise ExportError(
-            f"Could not create the export journal {path} ({exc.strerror}); "
-            "choose a destination you can write to."
-        ) from exc
+def _disk_full(
+    exc: OSError | JournalError, journal: Path, dest: Path, done: int, total: int
+) -> DiskFullError:
+    reason = os.strerror(exc.errno or errno.ENOSPC)
+    return DiskFullError(
+        f"The disk filled up while exporting into {dest} ({reason}): stopped after {done} of "
+        f"{total} files, with no file left half-written; the journal {journal} lists what "
+        "was done. Free some space, then undo this export and run it again.",
+        journal,
+    )
 
 
-class _Journal:
-    def __init__(self, stream: TextIO) -> None:
-        self._stream = stream
-
-    def write(self, *, durable: bool = False, **entry: Any) -> None:
-        try:
-            # ASCII JSON keeps undecodable (surrogate-escaped) file names intact.
-            self._stream.write(json.dumps(entry) + "\n")
-            self._stream.flush()
-            if durable:
-                os.fsync(self._stream.fileno())
-        except OSError as exc:
-            raise ExportError(
-                f"The export journal {self._stream.name} could not be written ({exc.strerror}); "
-                "stopped so that everything done so far can still be undone."
-            ) from exc
-
-
-def _export_one(op: PlannedOp, mode: ExportMode, index: int, journal: _Journal) -> Path:
-    if not stat.S_ISREG(os.stat(op.source).st_mode):
+def _export_one(op: PlannedOp, mode: ExportMode, index: int, journal: JournalWriter) -> Path:
+    source_info = os.stat(op.source)
+    if not stat.S_ISREG(source_info.st_mode):
         raise OSError(errno.EINVAL, "Not a regular file", str(op.source))
     if mode == "move" and op.source.is_symlink():
         # Moving would replace the link by its file's contents; copying keeps both meanings.
         raise OSError(errno.EINVAL, "A symbolic link cannot be moved; copy it", str(op.source))
+    source_folder = os.stat(op.source.parent).st_ino
     _make_folders(op.target.parent, journal)
     target = op.target
+
+    def created(info: os.stat_result) -> None:
+        journal.write(kind="created", op=index, inode=info.st_ino)
+
     while True:
         journal.write(
             durable=mode == "move",
@@ -228,34 +257,42 @@ def _export_one(op: PlannedOp, mode: ExportMode, index: int, journal: _Journal) 
             mode=mode,
             source=str(op.source),
             target=str(target),
+            source_id=file_id(source_info),
+            source_folder=source_folder,
         )
         try:
-            _TRANSFER[mode](op.source, target)
+            _TRANSFER[mode](op.source, target, created)
         except FileExistsError:
             # Someone took this name since planning: never overwrite, use the next free one.
             journal.write(kind="abandon", op=index)
             target = _free_name(op.target)
             continue
-        written = os.lstat(target)
-        journal.write(kind="done", op=index, size=written.st_size, mtime_ns=written.st_mtime_ns)
+        journal.write(kind="done", op=index, id=file_id(os.lstat(target)))
         return target
 
 
-def _make_folders(folder: Path, journal: _Journal) -> None:
+def _make_folders(folder: Path, journal: JournalWriter) -> None:
     missing: list[Path] = []
     while not os.path.lexists(folder):
         missing.append(folder)
         folder = folder.parent
     for path in reversed(missing):
         os.mkdir(path)
-        journal.write(kind="mkdir", path=str(path))
+        journal.write(kind="mkdir", path=str(path), inode=os.lstat(path).st_ino)
 
 
-def _copy(source: Path, target: Path, *, durable: bool = False) -> None:
+_Created = Callable[[os.stat_result], None]
+
+
+def _copy(
+    source: Path, target: Path, on_created: _Created | None = None, *, durable: bool = False
+) -> None:
     created = False
     try:
         with open(source, "rb") as reader, open(target, "xb") as writer:
             created = True
+            if on_created is not None:
+                on_created(os.fstat(writer.fileno()))  # before any byte: undo knows it is ours
             shutil.copyfileobj(reader, writer, _CHUNK)
             if durable:
                 writer.flush()
@@ -267,14 +304,14 @@ def _copy(source: Path, target: Path, *, durable: bool = False) -> None:
         raise
 
 
-def _move(source: Path, target: Path) -> None:
+def _move(source: Path, target: Path, on_created: _Created | None = None) -> None:
     try:
         os.link(source, target)
     except FileExistsError:
         raise
     except OSError:
         # Another filesystem, or one without hard links: copy durably, verify, then delete.
-        _copy(source, target, durable=True)
+        _copy(source, target, on_created, durable=True)
         if os.path.getsize(target) != os.path.getsize(source):
             target.unlink()
             raise OSError(errno.EIO, "The copy came out a different size", str(target)) from None
@@ -286,11 +323,15 @@ def _move(source: Path, target: Path) -> None:
         raise
 
 
-def _link(source: Path, target: Path) -> None:
+def _link(source: Path, target: Path, on_created: _Created | None = None) -> None:
     os.symlink(source, target)  # fails rather than overwrite; no copy where links are refused
 
 
-_TRANSFER: dict[str, Callable[[Path, Path], None]] = {"copy": _copy, "move": _move, "link": _link}
+_TRANSFER: dict[str, Callable[[Path, Path, _Created], None]] = {
+    "copy": _copy,
+    "move": _move,
+    "link": _link,
+}
 
 
 def _sync_folder(folder: Path) -> None:

@@ -6,6 +6,16 @@ holds the name's own bytes (Python's "surrogateescape"), so that one cell is not
 and JSON lines stay UTF-8 and write each lone surrogate as its JSON escape (`"\\udcff"`).
 Reading undoes both, so the path read back is the path written. Valid UTF-8 text is
 written exactly as it always was.
+
+A CSV file is often opened in a spreadsheet, which runs a cell starting with '=', '+', '-'
+or '@' (or a tab or line break before one) as a formula. As OWASP advises against this CSV
+injection, a text cell (path, label, runner_up, error) starting with any of them is written
+with a single quote before it, which spreadsheets show as text. A cell starting with a quote
+gets one more, so reading strips exactly one leading quote and every path reads back as the
+path written: '-rf.png' is written "'-rf.png" and read as '-rf.png', "'a.png" is written
+"''a.png". Numbers are written plain; JSON and JSON lines need no escape.
+A line break or carriage return inside a file name is kept: CSV quotes such a cell, and
+JSON escapes it.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ MANIFEST_FIELDS: tuple[str, ...] = (
 MANIFEST_SUFFIXES: tuple[str, ...] = (".csv", ".json", ".jsonl")
 CONFIDENCE_DIGITS = 6
 _NUMBER_FIELDS = ("confidence", "runner_up_confidence")
+# What a spreadsheet may take for the start of a formula (OWASP, CSV injection), and the quote
+# that escapes it, itself escaped so that reading strips exactly one.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "'")
 # Lone surrogates occur only inside JSON strings, where a \u escape is their valid spelling.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -67,7 +80,7 @@ def write_manifest(
         json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ExportError(f"The manifest metadata is not plain JSON: {exc}") from exc
-    records = (_record(row) for row in rows)
+    records = (_record(row, csv_cells=suffix == ".csv") for row in rows)
     try:
         with atomic_write(out, newline="", errors="surrogateescape") as stream:
             if suffix == ".csv":
@@ -98,7 +111,9 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         # utf-8-sig: a spreadsheet that re-saves the CSV may prepend a byte-order mark.
         # CSV cells may hold a file name's own non-UTF-8 bytes; JSON is always UTF-8.
         errors = "surrogateescape" if suffix == ".csv" else "strict"
-        text = path.read_text(encoding="utf-8-sig", errors=errors)
+        # newline="": a carriage return inside a file name stays one, not a line break.
+        with open(path, encoding="utf-8-sig", errors=errors, newline="") as stream:
+            text = stream.read()
     except OSError as exc:
         raise ExportError(f"Could not read the manifest {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -129,11 +144,14 @@ def _json_text(document: Any, indent: int | None = None) -> str:
     return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
-def _record(row: ManifestRow) -> dict[str, Any]:
+def _record(row: ManifestRow, *, csv_cells: bool = False) -> dict[str, Any]:
     record = asdict(row)
-    for field in _NUMBER_FIELDS:
+    for field in MANIFEST_FIELDS:
         value = record[field]
-        if value is not None:
+        if field not in _NUMBER_FIELDS:
+            if csv_cells and value.startswith(_FORMULA_STARTS):
+                record[field] = "'" + value
+        elif value is not None:
             if not math.isfinite(value):
                 raise ExportError(f"{field} of {row.path!r} is {value}; it must be finite.")
             record[field] = round(float(value), CONFIDENCE_DIGITS)
@@ -150,7 +168,9 @@ def _records(text: str, suffix: str) -> Iterator[dict[str, Any]]:
             if any(record[field] is None for field in MANIFEST_FIELDS):
                 raise ValueError("the CSV line has fewer cells than the header")
             yield {
-                field: _csv_number(record[field]) if field in _NUMBER_FIELDS else record[field]
+                field: _csv_number(record[field])
+                if field in _NUMBER_FIELDS
+                else record[field].removeprefix("'")
                 for field in MANIFEST_FIELDS
             }
     elif suffix == ".json":
@@ -159,7 +179,9 @@ def _records(text: str, suffix: str) -> Iterator[dict[str, Any]]:
             raise ValueError('expected an object with a "results" list')
         yield from document["results"]
     else:
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Only "\n" ends a line: splitlines() would also split at U+2028 or U+0085, which
+        # JSON writes raw inside a file name.
+        for number, line in enumerate(text.split("\n"), start=1):
             if line.strip():
                 try:
                     record = json.loads(line)

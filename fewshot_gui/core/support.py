@@ -53,7 +53,11 @@ class SupportSet:
 
     @classmethod
     def from_folder(cls, root: Path) -> SupportSet:
-        """One class per subfolder of `root`, named after it, with every image inside."""
+        """One class per subfolder of `root`, named after it, with every image inside.
+
+        Hidden subfolders ('.name') are no classes; hidden_folders(root) names them so that
+        a caller can say so.
+        """
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"support folder {root} does not exist")
@@ -71,8 +75,21 @@ class SupportSet:
         return cls(tuple(classes))
 
 
+def hidden_folders(root: Path) -> list[str]:
+    """The names of the hidden subfolders ('.name') of `root`, which are no classes, by name.
+
+    SupportSet.from_folder and class_folders skip them; a caller says so in one line, since a
+    class folder hidden by mistake would otherwise vanish without a word.
+    """
+    try:
+        return sorted(p.name for p in Path(root).iterdir() if p.name.startswith(".") and p.is_dir())
+    except OSError:
+        return []
+
+
 def class_folders(root: Path) -> list[tuple[str, list[Path]]]:
-    """(name, images) for each non-hidden subfolder of `root` that holds images, by name."""
+    """(name, images) for each non-hidden subfolder of `root` that holds images, by name;
+    hidden_folders(root) names the hidden ones it skips."""
     found = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:

@@ -21,6 +21,7 @@ from fewshot_gui.core.export import (
     PlannedOp,
     default_journal_path,
     execute_export,
+    missing_sources,
     plan_export,
     safe_folder_name,
 )
@@ -151,6 +152,23 @@ def test_safe_folder_name_is_one_creatable_component(tmp_path: Path, name: str) 
     assert [p.name for p in tmp_path.iterdir()] == [folder.name]
 
 
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("control", list(BIDI_CONTROLS))
+def test_bidi_controls_never_reach_a_folder_name(control: str) -> None:
+    # "cat\u202egpj.exe" would show as "catexe.jpg": the name must show what it is.
+    assert safe_folder_name(f"cat{control}gpj.exe") == "cat_gpj.exe"
+
+
+def test_a_class_named_with_a_right_to_left_override_exports_to_a_plain_folder(
+    src: Path, dest: Path
+) -> None:
+    (op,) = plan_export([(src / "one/a.jpg", "invoice\u202efdp.exe")], dest)
+    assert op.target.parent == dest / "invoice_fdp.exe"
+    assert not set(str(op.target.relative_to(dest))) & set(BIDI_CONTROLS)
+
+
 # --- plan_export -------------------------------------------------------------------------------
 
 
@@ -220,6 +238,14 @@ def test_plan_skips_unknown_unless_asked_and_unreadable_always(src: Path, dest: 
         ("a.jpg", "cat"),
         ("a.jpg", "unknown"),
     ]
+
+
+def test_missing_sources_names_the_files_gone_since_labeling(src: Path, dest: Path) -> None:
+    plan = plan_export(items_for(src), dest)
+    (src / "two/big.bin").unlink()
+    (src / "one/a.jpg").unlink()
+    (src / "one/a.jpg").mkdir()  # a folder is no file to export either
+    assert {op.source for op in missing_sources(plan)} == {src / "two/big.bin", src / "one/a.jpg"}
 
 
 def test_plan_rejects_a_file_listed_twice_and_a_file_as_dest(src: Path, dest: Path) -> None:
@@ -625,8 +651,11 @@ def test_undo_keeps_a_link_that_now_points_elsewhere(src: Path, dest: Path, jour
     run(plan, "link", journal)
     plan[0].target.unlink()
     plan[0].target.symlink_to(src / "two/a.jpg")
-    (event,) = undo(journal)[0]
-    assert event.action == "kept" and plan[0].target.is_symlink()
+    (event,), summary = undo(journal)
+    # Another link under that name is not the export's: refused, reported, left in place.
+    assert event.action == "refused" and plan[0].target.is_symlink()
+    assert os.readlink(plan[0].target) == str(src / "two/a.jpg")
+    assert summary.refused == 1
 
 
 def test_journal_is_never_overwritten_and_damage_is_reported(
@@ -638,9 +667,17 @@ def test_journal_is_never_overwritten_and_damage_is_reported(
     assert journal.read_text() == "someone else's file\n"
     with pytest.raises(ExportError, match="not an export journal"):
         undo(journal)
-    journal.write_text('{"kind": "export", "version": 1, "mode": "move"}\ngarbage\n{}\n')
-    with pytest.raises(ExportError, match="damaged at line 2"):
-        undo(journal)
+    journal.write_text('{"kind": "export", "version": 1, "mode": "move"}\n')
+    with pytest.raises(ExportError, match="another version of fewshot"):
+        undo(journal)  # it bound no file to its identity, so none of its paths can be trusted
+    header = {"kind": "export", "version": 2, "mode": "move", "dest": str(dest)}
+    journal.write_text(json.dumps(header) + "\ngarbage\n{}\n")
+    events, summary = undo(journal)
+    assert [(e.action, e.message.split(":")[0]) for e in events] == [
+        ("refused", "line 2"),
+        ("refused", "line 3"),
+    ]
+    assert summary.refused == summary.failed == 2
 
 
 def test_unknown_mode_is_an_error(src: Path, dest: Path, journal: Path) -> None:

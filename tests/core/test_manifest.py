@@ -177,3 +177,62 @@ def test_hand_edited_integer_confidences_read_as_floats(tmp_path: Path) -> None:
     (tmp_path / "edited.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     (row,) = read_manifest(tmp_path / "edited.jsonl")
     assert type(row.confidence) is float and type(row.runner_up_confidence) is float
+
+
+LINE_BREAKING_NAMES = ["cr\rname.png", "lf\nname.png", "crlf\r\nname.png", "ls\u2028ps\u2029.png"]
+LINE_BREAKING_NAMES += ["nel\x85vt\x0bff\x0c.png"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="Windows forbids these characters in names")
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_line_breaks_in_file_names_survive_and_a_continued_run_adds_no_phantom_row(
+    tmp_path: Path, suffix: str
+) -> None:
+    files = []
+    for name in [*LINE_BREAKING_NAMES, "plain.png"]:
+        (tmp_path / name).write_bytes(b"x")
+        files.append(str(tmp_path / name))
+    out = tmp_path / f"labels{suffix}"
+    write_manifest([ManifestRow(path, "cat", 0.5, "", None, "") for path in files], out)
+    read_back = read_manifest(out)
+    assert [row.path for row in read_back] == files
+    assert all(Path(row.path).read_bytes() == b"x" for row in read_back)
+    # What `fewshot label` does when it continues: rows by path, then this run's rows.
+    rows = {row.path: row for row in read_back}
+    rows.update({path: ManifestRow(path, "dog", 0.75, "", None, "") for path in files})
+    assert len(rows) == len(files) and {row.label for row in rows.values()} == {"dog"}
+
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "'quoted"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped_and_read_back(
+    tmp_path: Path,
+) -> None:
+    rows = [ManifestRow(cell, cell, 0.5, cell, -0.25, cell) for cell in FORMULAS]
+    out = tmp_path / "labels.csv"
+    write_manifest(rows, out)
+    with open(out, encoding="utf-8", newline="") as stream:
+        cells = [record for record in csv.DictReader(stream)]
+    for record, formula in zip(cells, FORMULAS, strict=True):
+        for field in ("path", "label", "runner_up", "error"):
+            assert record[field] == "'" + formula  # shown as text, never run
+        assert record["runner_up_confidence"] == "-0.25"  # numbers stay numbers
+    assert read_manifest(out) == rows
+    for suffix in (".json", ".jsonl"):  # no spreadsheet runs JSON: written as they are
+        write_manifest(rows, tmp_path / f"labels{suffix}")
+        assert read_manifest(tmp_path / f"labels{suffix}") == rows
+        assert '"=HYPERLINK' in (tmp_path / f"labels{suffix}").read_text()
+
+
+def test_relative_paths_that_start_like_formulas_still_match_their_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    names = ["-rf.png", "=1+1.png", "+x.png", "@home.png", "'a.png", "''b.png", "plain.png"]
+    for name in names:
+        Path(name).write_bytes(b"x")
+    out = tmp_path / "labels.csv"
+    write_manifest([ManifestRow(name, "cat", 0.5, "", None, "") for name in names], out)
+    assert [row.path for row in read_manifest(out)] == names
+    assert all(Path(row.path).exists() for row in read_manifest(out))
