@@ -277,7 +277,12 @@ def _make_folders(folder: Path, journal: JournalWriter) -> None:
         missing.append(folder)
         folder = folder.parent
     for path in reversed(missing):
-        os.mkdir(path)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if os.path.isdir(path) and not os.path.islink(path):
+                continue  # another run made it meanwhile: it is not this export's to remove
+            raise
         journal.write(kind="mkdir", path=str(path), inode=os.lstat(path).st_ino)
 
 

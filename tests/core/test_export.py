@@ -358,6 +358,25 @@ def test_unwritable_destination_fails_per_file_and_goes_on(
     assert sha256_tree(src) == before
 
 
+def test_a_class_folder_another_run_makes_meanwhile_is_used_and_kept(
+    src: Path, dest: Path, journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_export([(src / "one/a.jpg", "cat")], dest)
+    real_mkdir = os.mkdir
+
+    def mkdir(path: os.PathLike[str] | str, *args: object, **kwargs: object) -> None:
+        if Path(path) == dest / "cat":
+            real_mkdir(path)  # a concurrent export wins the race for the class folder
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    (event,) = run(plan, "copy", journal)
+    monkeypatch.undo()
+    assert event.ok and event.written == dest / "cat" / "a.jpg"
+    assert undo(journal)[1].failed == 0
+    assert (dest / "cat").is_dir() and not event.written.exists()  # its folder: not ours
+
+
 def test_one_blocked_class_folder_does_not_stop_the_others(
     src: Path, dest: Path, journal: Path
 ) -> None:

@@ -201,7 +201,8 @@ from fewshot_gui.core.export import execute_export, plan_export
 from fewshot_gui.core.jobs import drive
 photos, dest, journal = map(Path, sys.argv[1:])
 items = [(path, "cat") for path in sorted(photos.iterdir())]
-drive(execute_export(plan_export(items, dest), "copy", journal))
+summary = drive(execute_export(plan_export(items, dest), "copy", journal))
+sys.exit(summary.failed)
 """
 
 
