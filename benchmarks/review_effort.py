@@ -1,18 +1,32 @@
 """How much a person's corrections fix: a simulated reviewer on held-out caltech101-dev tasks.
 
-Each task: 5 classes of 5 examples, about 40 images per class to label and 40 clutter photos
-of other held-out classes, all in one folder. The reviewer walks the labels least sure first
-and corrects the first wrong one it meets (to its class, or to `unknown` for clutter); the
-folder is labeled again after each correction. Two arms run on the same tasks:
+Each task: 5 classes of `--shot` examples, about 40 images per class to label and 40 clutter
+photos of other held-out classes, all in one folder. The reviewer walks the labels least sure
+first and corrects the first wrong one it meets (to its class, or to `unknown` for clutter);
+the folder is labeled again after each correction. Task families (`--families`):
+
+- shot5: the issue's tasks, 5 examples per class, seeded classes;
+- hard5: 5 examples, a seeded class and its 4 nearest look-alikes;
+- shot1, hard1: the same with 1 example per class, so that a task starts with enough wrong
+  labels for "12 corrections fix 18" to be measurable (the figures say which do).
+
+Arms, on the same tasks:
 
 - today: a correction only becomes an example of its class (nothing pinned, and clutter
   cannot be corrected, so the reviewer passes over wrong clutter labels);
-- pinned: the same examples, plus `Labeler.set_corrections` (pinned labels, `unknown` too).
+- pinned: the same examples, plus `Labeler.set_corrections` with `spread=None` (pinned labels
+  and each correction its own prototype, nothing more);
+- propagate: pinned, plus label propagation of each correction's residual over the kNN graph
+  of the rows near the corrections (`Spread(scale=1, reach=0)`);
+- reach: the shipped default `Spread()`: pinned, plus each correction moving the unknown
+  boundary of its nearest class for the rows among its 20 nearest.
 
 Accuracy counts every image in the folder: in-class images right, clutter `unknown`.
 Embeddings come from the Labeler's disk cache (`--cache`), so only the first run reads photos.
+`--speed-rows N` also times `relabel()` with 12 corrections over N stored rows (the held-out
+photos' embeddings repeated with 1% noise, as `label_speed.py --only relabel` fakes them).
 
-    .venv/bin/python benchmarks/review_effort.py --tasks 5 --corrections 12
+    .venv/bin/python benchmarks/review_effort.py --tasks 10 --speed-rows 100000
 """
 
 from __future__ import annotations
@@ -27,10 +41,19 @@ import numpy as np
 
 from fewshot_gui.core.checkpoint import DEFAULT_MODEL, load_model
 from fewshot_gui.core.datasets import ImagePool
+from fewshot_gui.core.images import image_identity
 from fewshot_gui.core.jobs import drive
-from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet
+from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet, _Embedded
+from fewshot_gui.core.propagation import Spread
 
-ARMS = ("today", "pinned")
+ARMS = {
+    "today": None,
+    "pinned": None,
+    "propagate": Spread(scale=1.0, reach=0),
+    "reach": Spread(),
+}
+FAMILIES = {"shot5": (5, False), "hard5": (5, True), "shot1": (1, False), "hard1": (1, True)}
+TARGET_WRONG = 18  # the issue's target: 12 corrections fix 18 wrong labels
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,7 @@ def review(labeler: Labeler, task: Task, arm: str, corrections: int) -> list[flo
             for n, ex in task.examples.items()
         }
         drive(labeler.set_support(SupportSet.from_mapping(support)))
+        labeler.spread = ARMS[arm]
         labeler.set_corrections(corrected if arm != "today" else {})
         if not curve:
             drive(labeler.label(paths))
@@ -125,56 +149,114 @@ def review(labeler: Labeler, task: Task, arm: str, corrections: int) -> list[flo
         corrected[paths[wrong[0]]] = str(truth[wrong[0]])
 
 
+def summary(arm: str, table: np.ndarray, n: int, corrections: int) -> str:
+    """Mean curve, net fixed per task, and worst drop of one arm on one family."""
+    net = np.round((table[:, -1] - table[:, 0]) * n / 100).astype(int)
+    wrong = np.round((100 - table[:, 0]) * n / 100).astype(int)
+    worst = max(float((-np.diff(table, axis=1)).max()), 0.0) + 0.0  # never "-0.00"
+    enough = wrong >= TARGET_WRONG
+    where = (
+        f"; on the {int(enough.sum())} tasks with >= {TARGET_WRONG} wrong: "
+        f"{net[enough].tolist()} (mean {net[enough].mean():.1f})"
+        if enough.any()
+        else f"; no task starts with >= {TARGET_WRONG} wrong"
+    )
+    return (
+        f"{arm:>9}: mean accuracy "
+        + " ".join(f"{a:.2f}" for a in table.mean(0))
+        + f"\n           net fixed after {corrections}: {net.tolist()} (mean {net.mean():.1f})"
+        f" of {wrong.tolist()} wrong at first{where}; worst single drop {worst:.2f} points"
+    )
+
+
+def relabel_speed(labeler: Labeler, held: ImagePool, rows: int, corrections: int) -> None:
+    """Milliseconds of `relabel()` over `rows` faked rows: no corrections, then `corrections`
+    of them pinned (each a row the model labels wrong) under each arm's setting."""
+    vectors = np.stack([labeler._memory[image_identity(p)] for p in held.paths])
+    rng = np.random.default_rng(0)
+    faked = vectors[np.arange(rows) % len(vectors)]
+    faked = faked + 0.01 * faked.std() * rng.standard_normal(faked.shape, dtype=np.float32)
+    paths = [Path(f"/synthetic/{i:06d}.jpg") for i in range(rows)]
+    task = make_task(held, 0, 5, 5, 40, 40)
+    labeler.forget()
+    drive(labeler.set_support(SupportSet.from_mapping(task.examples)))
+    for start in range(0, rows, 10_000):
+        stop = min(start + 10_000, rows)
+        labeler._store(_Embedded(paths[start:stop], list(faked[start:stop]), [""] * (stop - start)))
+    origin = np.array([held.class_names[c] for c in held.labels])[np.arange(rows) % len(vectors)]
+    labeler.set_corrections({})
+    labels = labeler.relabel()
+    said = np.array([labels.name(int(i)) for i in labels.label])
+    expected = np.where(np.isin(origin, list(task.examples)), origin, UNKNOWN)
+    wrong = np.flatnonzero(said != expected)[:corrections]
+    pins = {paths[i]: str(expected[i]) for i in wrong}
+    assert len(pins) == corrections
+
+    def best_ms() -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            labeler.relabel()
+            times.append(time.perf_counter() - started)
+        return 1000 * min(times)
+
+    labeler.spread = Spread()
+    print(f"\nrelabel() over {rows} rows, best of 5: no corrections {best_ms():.0f} ms", end="")
+    for arm in ("pinned", "propagate", "reach"):
+        labeler.spread = ARMS[arm]
+        labeler.set_corrections(pins)
+        print(f"; {corrections} corrections, {arm} {best_ms():.0f} ms", end="")
+        labeler.set_corrections({})
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/caltech101-dev"))
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--holdout", type=int, default=20, help="as the model was trained")
-    parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=5, help="per family")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--families", default=",".join(FAMILIES), help="of " + ", ".join(FAMILIES))
     parser.add_argument("--way", type=int, default=5)
-    parser.add_argument("--shot", type=int, default=5)
     parser.add_argument("--per-class", type=int, default=40)
     parser.add_argument("--clutter", type=int, default=40)
     parser.add_argument("--corrections", type=int, default=12)
     parser.add_argument("--engine", default="onnxruntime")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/fewshot-review-cache"))
-    parser.add_argument(
-        "--hard", action="store_true", help="each task a class and its nearest look-alikes"
-    )
+    parser.add_argument("--speed-rows", type=int, default=0, help="also time relabel() at N rows")
+    parser.add_argument("--verbose", action="store_true", help="print every task's curves")
     parser.add_argument("--json", type=Path, help="also write every curve here")
     args = parser.parse_args()
 
     _, held = ImagePool.from_folder(args.data).split_holdout_groups(args.holdout)
     labeler = Labeler(load_model(args.model), cache_dir=args.cache, engine=args.engine)
     started = time.perf_counter()
-    means = class_means(labeler, held) if args.hard else None
-    curves: dict[str, list[list[float]]] = {arm: [] for arm in ARMS}
-    for t in range(args.tasks):
-        task = make_task(
-            held, args.seed + t, args.way, args.shot, args.per_class, args.clutter, means
-        )
-        for arm in ARMS:
-            curve = review(labeler, task, arm, args.corrections)
-            curves[arm].append(curve)
-            drops = -np.diff(curve)
-            print(
-                f"task {args.seed + t} {sorted(task.examples)} {arm:>6}: "
-                + " ".join(f"{a:.1f}" for a in curve)
-                + f" | worst drop {max(drops.max(), 0.0) + 0.0:.2f}"
+    means = class_means(labeler, held)
+    curves: dict[str, dict[str, list[list[float]]]] = {}
+    for family in args.families.split(","):
+        shot, hard = FAMILIES[family]
+        curves[family] = {arm: [] for arm in ARMS}
+        for t in range(args.tasks):
+            seed = args.seed + t
+            task = make_task(
+                held, seed, args.way, shot, args.per_class, args.clutter, means if hard else None
             )
-    n = len(task.truth)
-    print(f"\n{args.tasks} tasks, {n} images each, {time.perf_counter() - started:.0f}s")
-    for arm in ARMS:
-        table = np.array(curves[arm])
-        net = np.round((table[:, -1] - table[:, 0]) * n / 100).astype(int)
-        wrong = np.round((100 - table[:, 0]) * n / 100).astype(int)
-        worst = max(float((-np.diff(table, axis=1)).max()), 0.0) + 0.0  # never "-0.00"
-        print(f"{arm:>6}: mean accuracy " + " ".join(f"{a:.2f}" for a in table.mean(0)))
-        print(
-            f"        net fixed after {args.corrections}: {net.tolist()} (mean {net.mean():.1f}) "
-            f"of {wrong.tolist()} wrong at first; worst single drop {worst:.2f} points"
-        )
+            for arm in ARMS:
+                curve = review(labeler, task, arm, args.corrections)
+                curves[family][arm].append(curve)
+                if args.verbose:
+                    print(
+                        f"{family} task {seed} {sorted(task.examples)} {arm:>9}: "
+                        + " ".join(f"{a:.1f}" for a in curve)
+                    )
+        n = len(task.truth)
+        print(f"\n{family}: {args.tasks} tasks of {shot} shot, {n} images each")
+        for arm in ARMS:
+            print(summary(arm, np.array(curves[family][arm]), n, args.corrections))
+    print(f"\n{time.perf_counter() - started:.0f}s")
+    if args.speed_rows:
+        relabel_speed(labeler, held, args.speed_rows, args.corrections)
     if args.json:
         args.json.write_text(json.dumps({**vars(args), "curves": curves}, default=str, indent=1))
 

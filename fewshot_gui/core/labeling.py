@@ -35,6 +35,7 @@ from .predictions import (
     Prediction,
     SupportReport,
 )
+from .propagation import Spread, near_rows, neighbour_graph, propagate
 from .support import UNKNOWN, SupportClass, SupportSet, input_mismatch
 from .transforms import pixels_for
 
@@ -172,6 +173,7 @@ class Labeler:
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
         self._support_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.spread: Spread | None = Spread()  # how far corrections act; None: only pinned
 
     def use_engine(self, choice: EngineChoice) -> None:
         """Embed with another engine from now on (a run in progress keeps its own).
@@ -456,7 +458,7 @@ class Labeler:
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
         if n:
             scores, far = self._scores(rows, everything)
-            scores, far, by_anchor = self._with_corrections(rows, everything, scores, far)
+            scores, far, verdict = self._with_corrections(rows, everything, scores, far)
             k = min(2, len(self._class_names))
             top = scores.topk(k, dim=1)
             values = (top.values - scores.logsumexp(1, keepdim=True)).exp().cpu().numpy()
@@ -471,8 +473,8 @@ class Labeler:
                 runner_up_confidence = np.where(ok, values[:, 1], 0.0).astype(np.float32)
             threshold = self.threshold
             if threshold is not None:
-                label = np.where(ok & (novelty > threshold), UNKNOWN_INDEX, label)
-            label = np.where(ok & by_anchor, UNKNOWN_INDEX, label)
+                label = np.where(ok & (novelty > threshold) & (verdict >= 0), UNKNOWN_INDEX, label)
+            label = np.where(ok & (verdict > 0), UNKNOWN_INDEX, label)
         pinned = np.zeros(n, bool)
         pin_rows, pin_labels = self._pins()
         if len(pin_rows):
@@ -501,18 +503,23 @@ class Labeler:
     def _with_corrections(
         self, rows: Sequence[int], everything: bool, scores: torch.Tensor, far: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Scores and novelty with every corrected image as a prototype of its own label.
+        """Scores and novelty with every corrected image as a prototype of its own label, and
+        per row a verdict on `unknown`: 1 unknown, -1 known, 0 as the threshold says.
 
         A class correction raises its class's score, and lowers the novelty, of the images
         nearer to it than to their class means; an `unknown` one makes unknown the images
-        nearer to it than to any class (the third value, per row). Images far from every
-        correction keep their labels: a correction changes only what it is evidence for.
+        nearer to it than to any class. A final (transductive) re-labeling also moves the
+        unknown boundary near each correction (`_reach`) and, if `spread.scale`, propagates
+        it over the graph of its neighbours (`_spread`). Images far from every correction
+        keep their labels: a correction changes only what it is evidence for.
         """
         n = len(scores)
+        verdict = np.zeros(n, np.int8)
+        model = (scores, far)  # what the prototypes alone say
         anchor_scores = getattr(self.model, "anchor_scores", None)
         pin_rows, pin_labels = self._pins()
         if anchor_scores is None or not len(pin_rows):
-            return scores, far, np.zeros(n, bool)
+            return scores, far, verdict
         points = self._exact_points()
         anchors = points[torch.from_numpy(pin_rows).to(points.device)]
         index = None if everything else torch.tensor(list(rows), device=self.device)
@@ -531,11 +538,108 @@ class Labeler:
             )
             scores = torch.maximum(scores, best)
             far = torch.minimum(far, distance[:, of_class].min(1).values)
-        by_anchor = np.zeros(n, bool)
         if not bool(of_class.all()):
             unknown = near[:, ~of_class].max(1).values
-            by_anchor = (unknown > scores.max(1).values).cpu().numpy()
-        return scores, far, by_anchor
+            verdict[(unknown > scores.max(1).values).cpu().numpy()] = 1
+        if everything and self.transductive and self.spread is not None and self.spread.reach:
+            self._reach(anchors, labels, model, distance, verdict)
+        if everything and self.transductive and self.spread is not None and self.spread.scale:
+            scores = self._spread(model, scores, far, verdict, distance, pin_rows, labels)
+        return scores, far, verdict
+
+    def _reach(
+        self,
+        anchors: torch.Tensor,
+        pin_labels: torch.Tensor,
+        model: tuple[torch.Tensor, torch.Tensor],
+        distance: torch.Tensor,
+        verdict: np.ndarray,
+    ) -> None:
+        """How far each class reaches near each correction: a class correction of an image the
+        threshold made unknown makes known the rows of the same nearest class among its
+        `reach` nearest that are no farther from the class; an `unknown` correction of an
+        image under the threshold makes unknown such rows that are no nearer. Where both
+        say something of a row, the threshold decides. `verdict` is updated in place."""
+        threshold = self.threshold
+        spread = self.spread
+        if threshold is None or spread is None:
+            return
+        scores, far = model
+        n = len(far)
+        pin_scores, pin_far = self.model.score_points(anchors)
+        pin_near = pin_scores.argmax(1)
+        stretch = (pin_labels >= 0) & (pin_near == pin_labels) & (pin_far > threshold)
+        stop = (pin_labels < 0) & (pin_far <= threshold)
+        if not bool((stretch | stop).any()):
+            return
+        usable = torch.from_numpy(self._ok[:n]).to(far.device)
+        local = distance.masked_fill(~usable[:, None], torch.inf)
+        radius = local.kthvalue(min(spread.reach, n), dim=0).values
+        close = (local <= radius) & usable[:, None] & (scores.argmax(1)[:, None] == pin_near)
+        known = (close & stretch & (far[:, None] <= pin_far)).any(1) & (far > threshold)
+        unknown = (close & stop & (far[:, None] >= pin_far)).any(1) & (far <= threshold)
+        known, unknown = (known & ~unknown).cpu().numpy(), (unknown & ~known).cpu().numpy()
+        verdict[known & (verdict == 0)] = -1
+        verdict[unknown & (verdict == 0)] = 1
+
+    def _spread(
+        self,
+        model: tuple[torch.Tensor, torch.Tensor],
+        scores: torch.Tensor,
+        far: torch.Tensor,
+        verdict: np.ndarray,
+        distance: torch.Tensor,
+        pin_rows: np.ndarray,
+        pin_labels: torch.Tensor,
+    ) -> torch.Tensor:
+        """Propagate what each correction says beyond the prototypes (its label minus the
+        `model` scores' and novelty's probabilities, `unknown` as one more column) over the
+        kNN graph of the rows near the corrections, and add it to those rows' probabilities
+        with the corrections as anchors (Correct and Smooth's residual step, Huang et al.
+        2021). Scores of every row, `verdict` updated in place.
+
+        Linear: the same as propagating the examples and corrections, minus what the
+        examples alone give, so without corrections nothing moves.
+        """
+        spread = self.spread
+        assert spread is not None
+        n, n_way = scores.shape
+        usable = torch.from_numpy(self._ok[:n]).to(scores.device)
+        per_seed = max(spread.neighbours + 1, spread.near_rows // len(pin_rows))
+        rows = np.flatnonzero(near_rows(distance, usable, per_seed).cpu().numpy())
+        rows = rows[np.argsort(self._order[rows], kind="stable")]  # the graph in path order
+        at = torch.from_numpy(rows).to(scores.device)
+        points = self._exact_points()[at]
+        pairs = self.model.anchor_scores(points, points)[1].float()
+        graph = neighbour_graph(pairs, spread.neighbours)
+        anchored = torch.from_numpy(verdict[rows] > 0).to(scores.device)
+        said = self._probabilities(model[0][at], model[1][at], torch.zeros_like(anchored))
+        base = self._probabilities(scores[at], far[at], anchored)
+        position = np.full(n, -1)
+        position[rows] = np.arange(len(rows))
+        seeds = torch.from_numpy(position[pin_rows]).to(scores.device)
+        target = said[seeds].clone()  # an `unknown` correction says nothing of the classes
+        of_class = pin_labels >= 0
+        target[of_class, :n_way] = torch.nn.functional.one_hot(pin_labels[of_class], n_way).to(
+            target.dtype
+        )
+        target[:, n_way] = (~of_class).to(target.dtype)
+        residual = torch.zeros_like(base).index_copy(0, seeds, target - said[seeds])
+        moved = base + spread.scale * propagate(graph, residual, spread.alpha, spread.steps)
+        scores = scores.clone()
+        scores[at] = moved[:, :n_way].clamp_min(1e-6).log()
+        verdict[rows] = np.where((moved[:, n_way] > 0.5).cpu().numpy(), 1, -1)
+        return scores
+
+    def _probabilities(
+        self, scores: torch.Tensor, far: torch.Tensor, unknown: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores (m, n_way), novelty (m,) and rows made unknown otherwise (m,) as (m, n_way
+        + 1): the classes' softmax, then 1 where the row is unknown, else 0."""
+        threshold = self.threshold
+        if threshold is not None:
+            unknown = unknown | (far > threshold)
+        return torch.cat([torch.softmax(scores, 1), unknown.to(scores.dtype)[:, None]], 1)
 
     def _scores(self, rows: Sequence[int], everything: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (n, n_way) and novelty (n,) of stored rows, in float32.
