@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.class_model import ClassesSnapshot, ClassModel
 
 Corrections = tuple[tuple[Path, str], ...]
@@ -106,12 +107,18 @@ class SessionEditor(QObject):
         self._push(f"Delete class {name}", classes, corrections)
 
     def correct(self, paths: Iterable[Path], name: str) -> None:
-        """Label `paths` as `name`: each becomes an example of it, so the model re-adapts."""
+        """Label `paths` as `name` and record it as the user's correction.
+
+        For a class, each becomes an example of it, so the model re-adapts. For UNKNOWN
+        ("none of these") each leaves any class it was an example of, and no class is made.
+        """
         paths = list(paths)
         if not paths:
             return
-        classes = {n: tuple(p for p in ex if p not in paths) for n, ex in self.classes.snapshot()}
-        classes[name] = (*classes.get(name, ()), *paths)
+        drop = set(paths)
+        classes = {n: tuple(p for p in ex if p not in drop) for n, ex in self.classes.snapshot()}
+        if name != UNKNOWN:
+            classes[name] = (*classes.get(name, ()), *paths)
         corrections = {**self.corrections, **dict.fromkeys(paths, name)}
         text = (
             f"Label {paths[0].name} as {name}"

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QSize, Qt, Signal
+import numpy as np
+from PySide6.QtCore import (
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -17,6 +28,8 @@ from PySide6.QtWidgets import (
     QMenu,
     QSizePolicy,
     QSplitter,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -25,17 +38,21 @@ from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.class_model import ClassModel
 from fewshot_gui.gui.hint_view import HintListView
 from fewshot_gui.gui.results_model import (
+    CORRECTED_FILTER,
     ERROR_FILTER,
     PATH_ROLE,
-    PREDICTION_ROLE,
     RESULT_THUMB,
     ResultsModel,
-    ResultsProxy,
 )
+from fewshot_gui.gui.review_order import ReviewOrder, index_cache
 from fewshot_gui.gui.thumbnails import ThumbnailCache
 
 PREVIEW_SIDE = 768
 PREVIEW_HINT = "Select a result to see it large here"
+TILE = QSize(RESULT_THUMB + 28, RESULT_THUMB + 44)
+LINE_BREAK = "\u2028"  # what the delegate turns a model's "\n" into, for the text layout
+_NAME_ROLE = Qt.ItemDataRole.UserRole + 1  # a filter entry's name, without its count
+RETAIN_MS = 50  # after a scroll settles this long, loads for tiles out of view are dropped
 EMPTY_HINT = (
     "Drop a folder here to label every image in it,\nor choose File ▸ Open Folder to Label (Ctrl+O)"
 )
@@ -88,6 +105,24 @@ class Preview(QLabel):
         self.setPixmap(scaled)
 
 
+class TileDelegate(QStyledItemDelegate):
+    """A tile: the thumbnail above the file name, elided in the middle to fit, and the label."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        option.decorationPosition = QStyleOptionViewItem.Position.Top
+        option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+        name, _, verdict = option.text.partition(LINE_BREAK)
+        width = max(option.rect.width() - 8, RESULT_THUMB)
+        # Middle, so that the end of the name and the extension stay (IMG_2041…0417.jpg).
+        name = option.fontMetrics.elidedText(name, Qt.TextElideMode.ElideMiddle, width)
+        option.text = f"{name}{LINE_BREAK}{verdict}"
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
+        # Every tile is the grid's size; asking the model would load a thumbnail for nothing.
+        return TILE
+
+
 class ResultsPanel(QWidget):
     """`correctRequested(paths, class)` when the user moves results to a class."""
 
@@ -102,12 +137,16 @@ class ResultsPanel(QWidget):
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.model, self.classes = model, classes
-        self.proxy = ResultsProxy(self)
-        self.proxy.setSourceModel(model)
+        self.model, self.classes, self.thumbnails = model, classes, thumbnails
+        self.order = ReviewOrder(model, self)
+        # The view's model: answers the view's per-row calls in C++ (see index_cache).
+        self.proxy = index_cache(self.order, self)
 
         self.filter = QComboBox(self)
-        self.filter.setToolTip("Show one class, unknown, unreadable files or everything")
+        self.filter.setToolTip(
+            "Show one class, unknown, unreadable files, your corrections or everything"
+        )
+        self.filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.least_sure = QCheckBox("Least sure first", self)
         self.least_sure.setChecked(True)
         self.least_sure.setToolTip("Review order: the images the model is least sure of come first")
@@ -115,19 +154,27 @@ class ResultsPanel(QWidget):
 
         self.view = HintListView(self, EMPTY_HINT)
         self.view.setModel(self.proxy)
-        self.view.setViewMode(QListView.ViewMode.IconMode)
+        # List mode flowing left to right lays out 100,000 tiles twice as fast as icon mode;
+        # the delegate puts the text under the thumbnail as icon mode would.
+        self.view.setViewMode(QListView.ViewMode.ListMode)
+        self.view.setFlow(QListView.Flow.LeftToRight)
+        self.view.setWrapping(True)
+        self.view.setItemDelegate(TileDelegate(self.view))
         self.view.setIconSize(QSize(RESULT_THUMB, RESULT_THUMB))
-        self.view.setGridSize(QSize(RESULT_THUMB + 28, RESULT_THUMB + 40))
+        self.view.setGridSize(TILE)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setMovement(QListView.Movement.Static)
         self.view.setUniformItemSizes(True)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(5000)  # a 100,000-tile layout in 20 steps of a few ms each
         self.view.setWordWrap(True)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setDragEnabled(True)
         self.view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.setToolTip("Drag results onto a class, press 1-9, or right-click to correct them")
+        self.view.setToolTip(
+            "Drag results onto a class, press 1-9 (0: none of these), or right-click to correct"
+        )
         self.preview = Preview(thumbnails, self)
 
         top = QHBoxLayout()
@@ -145,21 +192,34 @@ class ResultsPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
 
-        for number in range(1, 10):
+        for number in range(10):
             action = QAction(self)
             action.setShortcut(QKeySequence(str(number)))
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.triggered.connect(lambda _=False, n=number: self.correct_to_number(n))
             self.view.addAction(action)
 
+        self._retain_timer = QTimer(self)
+        self._retain_timer.setSingleShot(True)
+        self._retain_timer.setInterval(RETAIN_MS)
+        self._retain_timer.timeout.connect(self.retain_visible_thumbnails)
+        self._kept: tuple[np.ndarray, int | None] = (np.zeros(0, np.int64), None)
+
         self.filter.currentIndexChanged.connect(self._on_filter)
-        self.least_sure.toggled.connect(self.proxy.set_least_sure_first)
+        self.least_sure.toggled.connect(self.order.set_least_sure_first)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().currentChanged.connect(self._on_current)
+        self.view.verticalScrollBar().valueChanged.connect(lambda _: self._retain_timer.start())
         for signal in (classes.modelReset, classes.dataChanged):
             signal.connect(self._refresh_filters)
+        for signal in (model.rowsInserted, model.rowsUpdated, model.modelReset):
+            signal.connect(self._update_counts)
         for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset):
             signal.connect(self._update_count)
+        for signal in (self.proxy.layoutChanged, self.proxy.modelReset, self.proxy.rowsInserted):
+            signal.connect(lambda *_: self._retain_timer.start())
+        self.order.modelAboutToBeReset.connect(self._keep_selection)
+        self.order.modelReset.connect(self._restore_selection)
         self._refresh_filters()
         self._update_count()
 
@@ -168,52 +228,120 @@ class ResultsPanel(QWidget):
         return [index.data(PATH_ROLE) for index in rows]
 
     def correct_to_number(self, number: int) -> None:
+        """Keys 1-9 label the selection as that class; 0 as none of these (unknown)."""
         names = self.classes.names()
         paths = self.selected_paths()
-        if paths and number <= len(names):
+        if paths and number == 0:
+            self.correctRequested.emit(paths, UNKNOWN)
+        elif paths and number <= len(names):
             self.correctRequested.emit(paths, names[number - 1])
 
     def set_filter(self, label: str | None) -> None:
         row = self.filter.findData(label)
         self.filter.setCurrentIndex(max(row, 0))
 
+    def visible_rows(self) -> range:
+        """The rows of `proxy` whose tiles are at least partly in view."""
+        viewport = self.view.viewport().rect()
+        if not self.proxy.rowCount() or viewport.isEmpty():
+            return range(0)
+        # Probes half a tile apart, and on the far edges, hit every tile in view.
+        xs = [*range(0, viewport.width(), TILE.width() // 2), viewport.width() - 1]
+        ys = [*range(0, viewport.height(), TILE.height() // 2), viewport.height() - 1]
+        found = [self.view.indexAt(QPoint(x, y)).row() for y in ys for x in xs]
+        found = [row for row in found if row >= 0]
+        return range(min(found), max(found) + 1) if found else range(0)
+
+    def retain_visible_thumbnails(self) -> None:
+        """Drop waiting thumbnail loads of tiles scrolled out of view."""
+        rows = self.visible_rows()
+        sources = self.order.source_rows(np.arange(rows.start, rows.stop))
+        paths = {str(self.model.path(int(row))) for row in sources}
+        self.thumbnails.retain(RESULT_THUMB, paths)
+
     def _refresh_filters(self) -> None:
-        current = self.proxy.label_filter
+        current = self.order.label_filter
         self.filter.blockSignals(True)
         self.filter.clear()
-        self.filter.addItem("All images", None)
-        for name in self.classes.names():
-            self.filter.addItem(name, name)
-        self.filter.addItem("unknown", UNKNOWN)
-        self.filter.addItem("Unreadable", ERROR_FILTER)
+        entries = [("All images", None), *((n, n) for n in self.classes.names())]
+        entries += [(UNKNOWN, UNKNOWN), ("unreadable", ERROR_FILTER)]
+        entries += [("labeled by you", CORRECTED_FILTER)]
+        for row, (text, value) in enumerate(entries):
+            self.filter.addItem(text, value)
+            self.filter.setItemData(row, text, _NAME_ROLE)
+        self._update_counts()
         row = self.filter.findData(current)
         self.filter.setCurrentIndex(max(row, 0))
         self.filter.blockSignals(False)
         if row < 0:
-            self.proxy.set_label_filter(None)
+            self.order.set_label_filter(None)
+
+    def _update_counts(self) -> None:
+        """Each filter's entry says how many images it shows: "bass (41)"."""
+        counts = self.model.counts()
+        for row in range(self.filter.count()):
+            name, value = self.filter.itemData(row, _NAME_ROLE), self.filter.itemData(row)
+            text = f"{name} ({counts.get(value, 0)})"
+            if text != self.filter.itemText(row):  # a batch changes one or two counts
+                self.filter.setItemText(row, text)
 
     def _on_filter(self, _row: int) -> None:
-        self.proxy.set_label_filter(self.filter.currentData())
+        self.order.set_label_filter(self.filter.currentData())
         self._update_count()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
-        self.count.setText(f"{shown} of {total}")
-        shown_as = self.filter.currentText()
+        if self.count.text() != f"{shown} of {total}":
+            self.count.setText(f"{shown} of {total}")
+        shown_as = self.filter.currentData(_NAME_ROLE)
         self.view.set_hint(EMPTY_HINT if not total else f"No images in “{shown_as}”")
 
-    def _on_current(self, current: object, _previous: object) -> None:
-        index = self.view.currentIndex()
-        prediction = index.data(PREDICTION_ROLE) if index.isValid() else None
+    def _keep_selection(self) -> None:
+        # A reset (a new filter, or many rows leaving it) would drop the selection: keep it by
+        # results row, in ranges, so that selecting all of 100,000 stays cheap.
+        selection = self.view.selectionModel()
+        ranges = [(r.top(), r.bottom()) for r in selection.selection()]
+        selected = [self.order.source_rows(np.arange(a, b + 1)) for a, b in ranges]
+        current = selection.currentIndex()
+        self._kept = (
+            np.concatenate(selected) if selected else np.zeros(0, np.int64),
+            self.order.source_row(current.row()) if current.isValid() else None,
+        )
+
+    def _restore_selection(self) -> None:
+        selected, current = self._kept
+        self._kept = (np.zeros(0, np.int64), None)
+        rows = np.sort(self.order.shown_rows(selected))
+        rows = rows[rows >= 0]
+        selection = QItemSelection()
+        if len(rows):
+            breaks = np.flatnonzero(np.diff(rows) != 1)
+            for first, last in zip(
+                np.r_[rows[0], rows[breaks + 1]], np.r_[rows[breaks], rows[-1]], strict=True
+            ):
+                selection.select(self.proxy.index(int(first), 0), self.proxy.index(int(last), 0))
+        model = self.view.selectionModel()
+        model.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        row = -1 if current is None else self.order.shown_row(current)
+        if row >= 0:
+            index = self.proxy.index(row, 0)
+            model.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+            self.view.scrollTo(index)
+
+    def _on_current(self, current: QModelIndex | QPersistentModelIndex, _previous: object) -> None:
+        valid = current.isValid()
         self.preview.show_path(
-            prediction.path if prediction else None,
-            index.data(Qt.ItemDataRole.ToolTipRole) if index.isValid() else "",
+            current.data(PATH_ROLE) if valid else None,
+            current.data(Qt.ItemDataRole.ToolTipRole) if valid else "",
         )
 
     def _context_menu(self, position: QPoint) -> None:
         paths = self.selected_paths()
-        if not paths:
-            return
+        if paths:
+            self.context_menu(paths).popup(self.view.viewport().mapToGlobal(position))
+
+    def context_menu(self, paths: list[Path]) -> QMenu:
+        """The right-click menu for `paths`: accept, or label as a class or none of these."""
         menu = QMenu(self)
         accept = menu.addAction("Accept as example of its predicted class")
         accept.triggered.connect(lambda: self.acceptRequested.emit(paths))
@@ -222,4 +350,7 @@ class ResultsPanel(QWidget):
             text = f"&{number} {name}" if number <= 9 else name
             action = move.addAction(text)
             action.triggered.connect(lambda _=False, n=name: self.correctRequested.emit(paths, n))
-        menu.popup(self.view.viewport().mapToGlobal(position))
+        move.addSeparator()
+        none = move.addAction("&0 None of these (unknown)")
+        none.triggered.connect(lambda: self.correctRequested.emit(paths, UNKNOWN))
+        return menu

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection
 from enum import Enum
 
 import numpy as np
@@ -135,8 +136,18 @@ class ThumbnailCache(QObject):
     def clear_pending(self) -> None:
         self._loader.clear()
 
-    def wait(self) -> bool:
-        return self._loader.wait()
+    def retain(self, side: int, paths: Collection[str], shape: Shape = Shape.SQUARE) -> None:
+        """Forget waiting loads of `side` thumbnails except for `paths`, e.g. the tiles in view."""
+        pixels = self.pixel_side(side)
+        self._loader.retain(pixels * 2 if shape is Shape.FILL else pixels, paths)
+
+    def pending(self, side: int) -> list[str]:
+        """Paths whose `side` thumbnail waits for a thread, oldest first."""
+        pixels = self.pixel_side(side)
+        return [path for path, load_side in self._loader.pending() if load_side == pixels]
+
+    def wait(self, timeout_ms: int = 10_000) -> bool:
+        return self._loader.wait(timeout_ms)
 
     def _on_loaded(self, path: str, side: int, pixels: object, error: str) -> None:
         if pixels is None:
