@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,9 @@ CARD_FORMAT = "fewshot-gui-model/1"
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 DEFAULT_MODEL = "photo-lite0-protonet"
+# A card is a few kilobytes and a few levels deep; these bounds only stop a hostile one.
+MAX_CARD_BYTES = 1 << 20
+MAX_CARD_DEPTH = 32
 
 
 @dataclass
@@ -81,8 +85,30 @@ def save_model(
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file, or from a `.pt` file with `weights_only=True`.
 
-    Anything else, a pickle dressed as a checkpoint included, is a `CheckpointError`.
+    Anything else, a pickle dressed as a checkpoint included, is a `CheckpointError`, and
+    so is a tensor holding NaN or infinity.
     """
+    _check_regular_file(path)
+    state = _read_tensors(path)
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: {key} holds NaN or infinite weights")
+    return state
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: reading a FIFO would block."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read {path}: {error.strerror or error}") from error
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path} is not a regular file")
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix in (".pt", ".pth"):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -105,16 +131,51 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_card(directory: Path) -> dict[str, Any]:
+    """The model card of `directory`, checked for shape (not for its model: see `load_model`).
+
+    A card that is not a regular file, over MAX_CARD_BYTES, not JSON, nested deeper than
+    MAX_CARD_DEPTH, or whose `name`, `model` or `input` has the wrong type is a
+    `CheckpointError`.
+    """
     card_path = directory / CARD_FILE
+    if not os.path.lexists(card_path):
+        raise CheckpointError(f"{directory} has no {CARD_FILE}; is it a model folder?")
+    _check_regular_file(card_path)
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CheckpointError(f"{directory} has no {CARD_FILE}; is it a model folder?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        with card_path.open("rb") as handle:
+            data = handle.read(MAX_CARD_BYTES + 1)
+    except OSError as error:
+        raise CheckpointError(f"cannot read {card_path}: {error.strerror or error}") from error
+    if len(data) > MAX_CARD_BYTES:
+        raise CheckpointError(f"{card_path} is over {MAX_CARD_BYTES >> 20} MB; not a model card")
+    try:
+        card = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{card_path} is nested too deeply to be a model card") from None
+    # ValueError: JSON errors, bad UTF-8, and integers past Python's 4300-digit limit.
+    except ValueError as error:
         raise CheckpointError(f"{card_path} is not valid JSON: {error}") from error
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
         raise CheckpointError(f"{card_path} is not a {CARD_FORMAT} model card")
+    if _depth(card) > MAX_CARD_DEPTH:
+        raise CheckpointError(f"{card_path} is nested too deeply to be a model card")
+    for key, kind in (("name", str), ("model", dict), ("input", dict)):
+        if key in card and not isinstance(card[key], kind):
+            raise CheckpointError(f"{card_path}: {key!r} must be a {kind.__name__}")
     return card
+
+
+def _depth(document: Any) -> int:
+    """How deeply lists and dicts nest in a JSON document, without recursing."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_CARD_DEPTH:
+                children = node.values() if isinstance(node, dict) else node
+                stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def load_model(name_or_path: str | Path) -> LoadedModel:
@@ -167,13 +228,21 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
 def list_models() -> list[tuple[str, dict[str, Any]]]:
     """(name, card) of every installed model; a user's model shadows a built-in namesake."""
+    return find_models()[0]
+
+
+def find_models() -> tuple[list[tuple[str, dict[str, Any]]], list[tuple[Path, str]]]:
+    """`list_models`, and (folder, why) for each installed model whose card is damaged."""
     found: dict[str, dict[str, Any]] = {}
+    damaged: list[tuple[Path, str]] = []
     for root in model_search_path():
         if not root.is_dir():
             continue
         for directory in sorted(p for p in root.iterdir() if (p / CARD_FILE).is_file()):
-            try:
-                found.setdefault(directory.name, read_card(directory))
-            except CheckpointError:
+            if directory.name in found:
                 continue
-    return sorted(found.items())
+            try:
+                found[directory.name] = read_card(directory)
+            except CheckpointError as error:
+                damaged.append((directory, str(error)))
+    return sorted(found.items()), damaged

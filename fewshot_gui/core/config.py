@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar
@@ -10,6 +11,14 @@ from typing import Any, Literal, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
+
+# Bounds on every number a model card can hold, so that a hostile card is refused before
+# anything is allocated or run. The shipped models take 1 to 10 steps at rates below 1; a
+# neck of mlp:4096,4096 on the widest backbone (1280 features) is 22 million weights.
+MAX_INNER_STEPS = 1000
+MAX_INNER_LR = 100.0
+MAX_NECK_DIM = 4096
+_NECK_SIZES = {"": 0, "affine": 0, "power-affine": 0, "linear": 1, "mlp": 2}
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -39,10 +48,30 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_choice("method", self.method, ("protonet", "maml"))
         _check_choice("metric", self.metric, ("euclidean", "cosine"))
-        if self.inner_steps < 0 or self.test_inner_steps < 0:
-            raise ConfigError("inner_steps and test_inner_steps must be >= 0")
-        if self.inner_lr < 0:
-            raise ConfigError("inner_lr must be >= 0")
+        for name in ("inner_steps", "test_inner_steps"):
+            steps = getattr(self, name)
+            if not 0 <= steps <= MAX_INNER_STEPS:
+                raise ConfigError(f"{name} must be 0 to {MAX_INNER_STEPS}; got {steps}")
+        if not (math.isfinite(self.inner_lr) and 0 <= self.inner_lr <= MAX_INNER_LR):
+            raise ConfigError(f"inner_lr must be 0 to {MAX_INNER_LR:g}; got {self.inner_lr}")
+        neck_dims(self.neck)
+
+
+def neck_dims(neck: str) -> tuple[int, ...]:
+    """The sizes a neck names ("linear:D" -> (D,), "mlp:H,D" -> (H, D), others ()), each
+    1 to MAX_NECK_DIM: checked before any layer is built, so no card can ask for terabytes."""
+    kind, colon, sizes = neck.partition(":")
+    texts = sizes.split(",") if colon else []
+    if kind not in _NECK_SIZES or len(texts) != _NECK_SIZES[kind]:
+        raise ConfigError(
+            f"unknown neck {neck!r}; use '', 'affine', 'power-affine', 'linear:D' or 'mlp:H,D'"
+        )
+    # Digits only and short: int() would also take " 1_0" and a thousand-digit number.
+    if not all(text.isascii() and text.isdigit() and len(text) <= 6 for text in texts) or not all(
+        1 <= int(text) <= MAX_NECK_DIM for text in texts
+    ):
+        raise ConfigError(f"neck {neck!r}: each size must be a whole number, 1 to {MAX_NECK_DIM}")
+    return tuple(int(text) for text in texts)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from ..config import MAX_INNER_LR, MAX_INNER_STEPS
 from ..errors import ConfigError
 from .base import FewShotClassifier, check_support_labels
 from .protonet import class_means, squared_euclidean
@@ -35,8 +36,13 @@ class MAML(FewShotClassifier):
         first_order: bool = False,
     ) -> None:
         super().__init__(encoder)
-        if inner_steps < 0 or test_inner_steps < 0 or inner_lr < 0:
-            raise ConfigError("MAML needs inner_steps, test_inner_steps and inner_lr >= 0")
+        steps_ok = all(0 <= steps <= MAX_INNER_STEPS for steps in (inner_steps, test_inner_steps))
+        # `not <=` also refuses NaN, which compares false with everything.
+        if not steps_ok or not 0 <= inner_lr <= MAX_INNER_LR:
+            raise ConfigError(
+                f"MAML needs inner_steps and test_inner_steps of 0 to {MAX_INNER_STEPS} and "
+                f"an inner_lr of 0 to {MAX_INNER_LR:g}"
+            )
         self.body = body
         self.inner_steps = inner_steps
         self.inner_lr = inner_lr
