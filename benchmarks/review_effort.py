@@ -234,7 +234,7 @@ def main() -> None:
     started = time.perf_counter()
     means = class_means(labeler, held)
     curves: dict[str, dict[str, list[list[float]]]] = {}
-    for family in args.families.split(","):
+    for family in args.families.split(",") if args.tasks else ():
         shot, hard = FAMILIES[family]
         curves[family] = {arm: [] for arm in ARMS}
         for t in range(args.tasks):

@@ -522,14 +522,16 @@ class Labeler:
             return scores, far, verdict
         points = self._exact_points()
         anchors = points[torch.from_numpy(pin_rows).to(points.device)]
-        index = None if everything else torch.tensor(list(rows), device=self.device)
-        found = []
-        for start in range(0, n, PREDICT_CHUNK):
-            stop = min(start + PREDICT_CHUNK, n)
-            part = points[start:stop] if index is None else points[index[start:stop]]
-            found.append(anchor_scores(part, anchors))
-        near = torch.cat([f[0] for f in found]).float()
-        distance = torch.cat([f[1] for f in found]).float()
+        if everything and self.device.type == "cpu" and self.model.scores_by_products:
+            found = self.model.anchor_products(
+                self._points.times(anchors)
+            )  # one pass, as `_scores`
+            near, distance = (part.float() for part in found)
+        elif everything:  # one product with a few anchors: chunks would only add calls
+            near, distance = (part.float() for part in anchor_scores(points, anchors))
+        else:
+            part = points[torch.tensor(list(rows), device=self.device)]
+            near, distance = (found.float() for found in anchor_scores(part, anchors))
         labels = torch.from_numpy(pin_labels).to(scores.device)
         of_class = labels >= 0
         if bool(of_class.any()):
@@ -570,14 +572,17 @@ class Labeler:
         pin_near = pin_scores.argmax(1)
         stretch = (pin_labels >= 0) & (pin_near == pin_labels) & (pin_far > threshold)
         stop = (pin_labels < 0) & (pin_far <= threshold)
-        if not bool((stretch | stop).any()):
+        acting = stretch | stop  # only these pins move the boundary: the rest cost nothing
+        if not bool(acting.any()):
             return
+        stretch, pin_near, pin_far = stretch[acting], pin_near[acting], pin_far[acting]
         usable = torch.from_numpy(self._ok[:n]).to(far.device)
-        local = distance.masked_fill(~usable[:, None], torch.inf)
-        radius = local.kthvalue(min(spread.reach, n), dim=0).values
-        close = (local <= radius) & usable[:, None] & (scores.argmax(1)[:, None] == pin_near)
-        known = (close & stretch & (far[:, None] <= pin_far)).any(1) & (far > threshold)
-        unknown = (close & stop & (far[:, None] >= pin_far)).any(1) & (far <= threshold)
+        local = distance.T[acting].masked_fill(~usable, torch.inf)  # (pins, n): rows contiguous
+        radius = local.topk(min(spread.reach, n), dim=1, largest=False).values[:, -1:]
+        close = (local <= radius) & usable & (pin_near[:, None] == scores.argmax(1))
+        known = (close & (stretch[:, None] & (far <= pin_far[:, None]))).any(0)
+        unknown = (close & (~stretch[:, None] & (far >= pin_far[:, None]))).any(0)
+        known, unknown = known & (far > threshold), unknown & (far <= threshold)
         known, unknown = (known & ~unknown).cpu().numpy(), (unknown & ~known).cpu().numpy()
         verdict[known & (verdict == 0)] = -1
         verdict[unknown & (verdict == 0)] = 1

@@ -95,8 +95,15 @@ class ProtoNet(FewShotClassifier):
         both `points(features)`, as if each anchor were a prototype: for corrected images."""
         if self.metric == "euclidean":
             distances = squared_euclidean(points, anchors)
-        else:
-            distances = 1.0 - points @ anchors.T
+            return self._score_of_distance(distances), distances
+        return self.anchor_products(points @ anchors.T)
+
+    def anchor_products(self, products: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`anchor_scores` of a cosine ProtoNet from the products (n, m) of points and anchors,
+        e.g. through `PointStore.times`, which reads 100,000 rows at half the bytes."""
+        if self.metric != "cosine":
+            raise ConfigError("only cosine ProtoNets score anchors from products")
+        distances = 1.0 - products
         return self._score_of_distance(distances), distances
 
     @torch.no_grad()
