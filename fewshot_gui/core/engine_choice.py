@@ -31,6 +31,7 @@ from .engines import (
     OnnxRuntimeEngine,
     OpenVinoEngine,
     TorchEngine,
+    cached_export,
     embed_stream,
     encoder_digest,
     export_onnx,
@@ -189,7 +190,8 @@ def choose_engine(
         with contextlib.suppress(Exception):  # a broken install: fall back to measuring anew
             engine = builders[decision["engine"]]()
             return EngineChoice(engine, f"{engine.name}, {_describe(decision)}")
-    exported = "onnxruntime" in builders and export_path(loaded, export_dir).is_file()
+    # A damaged export is deleted here, so that it is redone by the child, not in this process.
+    exported = "onnxruntime" in builders and cached_export(loaded, export_dir) is not None
     engine = builders["onnxruntime" if exported else "torch"]()
     return EngineChoice(
         engine, f"{engine.name} until the faster engines are measured", measure_later=True

@@ -7,6 +7,7 @@ import copy
 import hashlib
 import io
 import json
+import logging
 import os
 import queue
 import tempfile
@@ -36,7 +37,11 @@ ENGINE_CHOICES = (
     "openvino-bf16",
 )
 FLOAT32 = "float32"
-EXPORT_FORMAT = 1  # bump when the exported graph changes, so old exports are not reused
+# Bump when the exported graph changes, so old exports are not reused. 2: each export has
+# its SHA-256 beside it, checked before reuse.
+EXPORT_FORMAT = 2
+
+_log = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
@@ -269,10 +274,51 @@ def export_path(loaded: LoadedModel, directory: Path) -> Path:
     return directory / f"encoder-{encoder_digest(loaded)}.onnx"
 
 
-def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
-    """The encoder as ONNX taking uint8 (N, H, W, C), any N; exported once, then reused."""
+def _checksum_path(export: Path) -> Path:
+    return export.with_name(f"{export.name}.sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cached_export(loaded: LoadedModel, directory: Path) -> Path | None:
+    """The model's export in `directory` if one is there whole: its bytes hash to the
+    SHA-256 written beside it. A damaged one (cut short, overwritten, or its checksum lost)
+    is deleted with a one-line notice on the `fewshot_gui` logger, and None returned, so
+    that it is exported again."""
     path = export_path(loaded, directory)
-    if path.is_file():
+    return path if _whole(path) else None
+
+
+def _whole(path: Path) -> bool:
+    if not os.path.lexists(path):
+        return False
+    checksum = _checksum_path(path)
+    try:
+        # Regular files only: reading a FIFO would block.
+        if path.is_file() and checksum.is_file():
+            recorded = checksum.read_text(encoding="ascii").strip()
+            if _sha256(path) == recorded:
+                return True
+    except (OSError, ValueError):
+        pass  # unreadable or not ASCII: damaged all the same
+    _log.warning("engine export %s was damaged; deleted, exporting it again", path)
+    for damaged in (path, checksum):
+        with contextlib.suppress(FileNotFoundError):
+            damaged.unlink()
+    return False
+
+
+def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
+    """The encoder as ONNX taking uint8 (N, H, W, C), any N; exported once, then reused
+    while its checksum holds (`cached_export`)."""
+    path = export_path(loaded, directory)
+    if _whole(path):
         return path
     directory.mkdir(parents=True, exist_ok=True)
     spec = loaded.spec
@@ -297,6 +343,11 @@ def export_onnx(loaded: LoadedModel, directory: Path) -> Path:
         )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     program.save(str(tmp))
+    # The checksum first: an export killed between the two renames has none, and is redone.
+    checksum = _checksum_path(path)
+    checksum_tmp = checksum.with_name(f".{checksum.name}.{os.getpid()}.tmp")
+    checksum_tmp.write_text(_sha256(tmp) + "\n", encoding="ascii")
+    os.replace(checksum_tmp, checksum)
     os.replace(tmp, path)
     return path
 
