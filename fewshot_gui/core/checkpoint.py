@@ -184,9 +184,9 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
     card = read_card(directory)
     try:
         config = from_dict(ModelConfig, card.get("model", {}))
+        model = build_model(config)  # a backbone this version does not know, say
     except ConfigError as error:
         raise CheckpointError(f"{directory / CARD_FILE}: {error}") from error
-    model = build_model(config)
     state = load_tensors(directory / WEIGHTS_FILE)
     expected = shipped_state(model, config)
     missing = sorted(set(expected) - set(state))

@@ -24,6 +24,15 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
 # from exhausting memory, while JPEGs count after draft scaling, so big photos still load.
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
+# A header may claim far more pixels than the file's data can fill, and the decoder pads the
+# rest instead of failing (libjpeg with gray, GIF with its background): a few KB then decode
+# as a 65500 x 65500 image. Huffman coding spends at least 1 bit per 8x8 block (64 pixels)
+# per scan, so no whole JPEG holds more than about 512 pixels per byte (blank ones measure
+# 170 in colour, 255 in gray); one 12-bit LZW code stands for at most 4096 pixels, so no
+# GIF frame more than 2731. Twice those bounds leave every real image alone
+# (benchmarks/image_size_bound.py); PNG and the others raise on missing data by themselves.
+MAX_PIXELS_PER_BYTE: dict[str, int] = {"JPEG": 1024, "GIF": 5462}
+
 _HEIF_SUFFIXES = frozenset({".heic", ".heif"})
 # Only these decoders may run, whatever the suffix says: no Ghostscript (EPS) or other
 # rarely exercised parsers reachable from a renamed file.
@@ -196,6 +205,7 @@ def _load(path: Path, draft_size: _DraftSize, max_pixels: int) -> Image.Image:
         try:
             image = _open_image(file)
             full_width, full_height = image.size
+            _check_holds_its_pixels(path, image, os.fstat(file.fileno()).st_size)
             request = draft_size(image.size)
             if request is not None:
                 image.draft("RGB", request)
@@ -212,6 +222,17 @@ def _load(path: Path, draft_size: _DraftSize, max_pixels: int) -> Image.Image:
             raise _load_error(path, f"image too large (over {limit} megapixels)") from exc
         except _CORRUPT_IMAGE_ERRORS as exc:
             raise _load_error(path, "truncated or corrupt image") from exc
+
+
+def _check_holds_its_pixels(path: Path, image: Image.Image, file_bytes: int) -> None:
+    bound = MAX_PIXELS_PER_BYTE.get(image.format or "")
+    width, height = image.size
+    if bound is not None and width * height > bound * file_bytes:
+        raise _load_error(
+            path,
+            f"truncated or corrupt image (its header claims {width} x {height} pixels, "
+            f"more than its {file_bytes} bytes can hold)",
+        )
 
 
 def _open_regular_file(path: Path) -> BinaryIO:
