@@ -36,7 +36,7 @@ from fewshot_gui.workers.background import BackgroundJob
 from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient, ModelInfo, Progress
 
 DEFAULT_MODEL = "photo-lite0-protonet"
-SUPPORT_DELAY_MS = 150  # a burst of edits (a drop of many files) re-adapts once
+SUPPORT_DELAY_MS = 30  # edits in one burst (one event-loop turn or so) re-adapt once
 QUIT_BUDGET_S = 0.75  # quitting waits at most this long for background work, all of it
 
 
@@ -368,7 +368,7 @@ class MainWindow(QMainWindow):
             self.client.set_unknown(mode)  # type: ignore[arg-type]
 
     def _novelties(self) -> list[float]:
-        return [p.novelty for p in self.results.predictions() if not p.error]
+        return self.results.novelties().tolist()
 
     def capture(self) -> Session:
         return Session(

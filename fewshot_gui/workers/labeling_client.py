@@ -87,7 +87,7 @@ class LabelingClient(QObject):
     def adapt(self, adaptation: Adaptation) -> None:
         """Adapt to an edit; any older adaptation or relabel still queued or running stops."""
         gen, token = self._next("support")
-        self._supersede("relabel", gen, token)
+        self._supersede("relabel", gen)
         self._adapt.emit(gen, adaptation, token)
 
     def set_unknown(self, mode: str | float) -> None:
@@ -132,10 +132,11 @@ class LabelingClient(QObject):
         self._tokens[kind] = token = CancelToken()
         return gen, token
 
-    def _supersede(self, kind: str, gen: int, token: CancelToken) -> None:
-        """A request of another kind answers for `kind` too: the older one stops."""
+    def _supersede(self, kind: str, gen: int) -> None:
+        """A request of another kind answers for `kind` too: the older one stops. A newer
+        request of `kind` drops this one's answer but does not stop it (its own token)."""
         self._tokens[kind].cancel()
-        self._gens[kind], self._tokens[kind] = gen, token
+        self._gens[kind], self._tokens[kind] = gen, CancelToken()
 
     def _cancel(self, kind: str) -> None:
         self._tokens[kind].cancel()
