@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -367,8 +368,8 @@ class MainWindow(QMainWindow):
             self._sent = Adaptation(self._sent.support, self._sent.corrections, mode)  # type: ignore[arg-type]
             self.client.set_unknown(mode)  # type: ignore[arg-type]
 
-    def _novelties(self) -> list[float]:
-        return self.results.novelties().tolist()
+    def _novelties(self) -> np.ndarray:
+        return self.results.novelties()
 
     def capture(self) -> Session:
         return Session(

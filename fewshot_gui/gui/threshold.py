@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
@@ -60,15 +63,17 @@ class ThresholdBar(QWidget):
     def set_auto(self, threshold: float | None) -> None:
         """The threshold the engine calibrated from the examples."""
         self._auto = threshold
-        self._fit([])
+        self._fit(np.zeros(0))
 
-    def set_novelties(self, novelties: list[float]) -> None:
+    def set_novelties(self, novelties: Sequence[float] | np.ndarray) -> None:
         """Fit the slider to the novelty values of the images labeled so far."""
-        self._fit(novelties)
+        self._fit(np.asarray(novelties, dtype=np.float64))
 
-    def _fit(self, novelties: list[float]) -> None:
-        candidates = [v for v in [*novelties, self._auto or 0.0] if v == v]  # drop NaN
-        self._high = max(self._high if not novelties else 0.0, 1e-6, max(candidates) * 1.1)
+    def _fit(self, novelties: np.ndarray) -> None:
+        finite = novelties[np.isfinite(novelties)]
+        highest = float(finite.max()) if len(finite) else 0.0
+        highest = max(highest, self._auto or 0.0)
+        self._high = max(self._high if not len(novelties) else 0.0, 1e-6, highest * 1.1)
         self._show()
 
     def set_mode(self, mode: Threshold, emit: bool = False) -> None:
