@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import FewShotError
 from . import label, train
+from .progress import say
+
+
+class _NoticeLine(logging.Handler):
+    """The core's notices (a damaged cache rebuilt, say) as one line each on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(f"fewshot: note: {record.getMessage()}")
+
+
+def _show_core_notices() -> None:
+    core = logging.getLogger("fewshot_gui")
+    if not any(isinstance(handler, _NoticeLine) for handler in core.handlers):
+        core.addHandler(_NoticeLine())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # recorded on model cards as the command that made them
+    _show_core_notices()
     try:
         return args.run(args)
     except FewShotError as error:

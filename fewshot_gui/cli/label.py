@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..core.support import SupportSet
 
 PAST = {"copy": "copied", "move": "moved", "link": "linked"}
+MAX_BATCH_SIZE = 4096  # 64 is the default on a GPU; far more only exhausts memory
 UNKNOWN_HELP = (
     "auto (default): calibrate from the examples themselves. Each example is left out and "
     "its distance to the rest is measured (how far a known class's image lies); each class "
@@ -101,13 +103,63 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     undo.set_defaults(run=run_undo)
 
 
-def parse_unknown(value: str) -> str | float:
+def parse_unknown(value: str | float) -> str | float:
+    """--unknown (or a session's threshold): auto, off or a finite number."""
     if value in ("auto", "off"):
         return value
     try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"--unknown must be auto, off or a number, not {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(
+            f"--unknown (or a session's threshold) must be auto, off or a finite number, "
+            f"not {value!r}"
+        )
+    return number
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse a bad flag value before anything is read, not after a whole run."""
+    from ..core.manifest import MANIFEST_SUFFIXES
+
+    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}, not {args.batch_size}")
+    if args.out.suffix.lower() not in MANIFEST_SUFFIXES:
+        raise ConfigError(
+            f"--out {args.out}: name the manifest with one of {', '.join(MANIFEST_SUFFIXES)}"
+        )
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give a file name")
+    folder = args.out.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--out {args.out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {args.out}: cannot write in {folder} (read-only or no access)")
+    if args.export and args.dest is None:
+        raise ConfigError("--export needs --dest, the folder to sort files into")
+
+
+def check_dest(dest: Path, images: Path, *, export: bool) -> None:
+    """--dest must lie outside --images (files under it are skipped as already sorted, so
+    --images itself or a folder above it would leave nothing to label), and with --export
+    it must be a folder that exists or can be made."""
+    real_dest, real_images = Path(os.path.realpath(dest)), Path(os.path.realpath(images))
+    if real_images.is_relative_to(real_dest):
+        where = "is" if real_dest == real_images else "contains"
+        raise ConfigError(
+            f"--dest {dest} {where} --images {images}: files already under --dest are "
+            "skipped, so nothing would be labeled; choose a --dest outside --images"
+        )
+    if not export:
+        return
+    existing = real_dest
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"--dest {dest}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--dest {dest}: cannot write in {existing} (read-only or no access)")
 
 
 def parse_classes(specs: list[str]) -> dict[str, list[Path]]:
@@ -170,7 +222,7 @@ def resolve_inputs(
     if args.unknown is not None:
         unknown = parse_unknown(args.unknown)
     else:
-        unknown = session.threshold if session else "auto"
+        unknown = parse_unknown(session.threshold) if session else "auto"
     model = args.model or (session.model if session and session.model else DEFAULT_MODEL)
     return apply_corrections(support, corrections), images, corrections, unknown, model
 
@@ -184,9 +236,10 @@ def run_label(args: argparse.Namespace) -> int:
     from ..core.paths import cache_dir
     from ..core.support import SupportClass, SupportSet
 
-    if args.export and args.dest is None:
-        raise ConfigError("--export needs --dest, the folder to sort files into")
+    check_flags(args)
     support, images, corrections, unknown, model = resolve_inputs(args)
+    if args.dest is not None:
+        check_dest(args.dest, images, export=bool(args.export))
     dest = args.dest.resolve() if args.dest else None
     # realpath, not resolve: a file link loop is that file's error, not the end of the run.
     files = [

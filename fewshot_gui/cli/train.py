@@ -307,9 +307,11 @@ def _baseline(text: str, seed: int) -> tuple[Any, Any]:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from ..core.checkpoint import list_models
+    from ..core.checkpoint import find_models
 
-    models = list_models()
+    models, damaged = find_models()
+    for directory, why in damaged:  # a damaged card hides neither the others nor itself
+        say(f"damaged model {directory.name}, not listed: {why}")
     if args.json:
         print(json.dumps(dict(models), indent=2))
         return 0
@@ -317,11 +319,13 @@ def run_models(args: argparse.Namespace) -> int:
         print("no models installed")
     for name, card in models:
         model = card.get("model", {})
-        best = (card.get("validation") or {}).get("best") or {}
+        validation = card.get("validation")
+        best = validation.get("best") if isinstance(validation, dict) else None
         score = (
-            f"{best['accuracy']:.1f}% {best['way']}-way {best['shot']}-shot"
-            if "accuracy" in best
+            f"{best['accuracy']:.1f}% {best.get('way')}-way {best.get('shot')}-shot"
+            if isinstance(best, dict) and isinstance(best.get("accuracy"), int | float)
             else "not validated"
         )
-        print(f"{name:<28} {model.get('method', '?'):<9} {model.get('backbone', '?'):<12} {score}")
+        method, backbone = str(model.get("method", "?")), str(model.get("backbone", "?"))
+        print(f"{name:<28} {method:<9} {backbone:<12} {score}")
     return 0
