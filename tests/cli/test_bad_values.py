@@ -118,6 +118,24 @@ def test_an_unknown_threshold_that_is_not_finite_is_refused(
     assert "must be auto, off or a finite number" in err
 
 
+def test_a_session_whose_threshold_is_not_finite_is_refused(
+    labeling_task: LabelingTask, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fewshot_gui.core.session import Session
+
+    session = Session(
+        classes=[(name, list(paths)) for name, paths in labeling_task.support.items()],
+        folder=labeling_task.images,
+        threshold=float("nan"),
+        model=MISSING_MODEL,
+    )
+    # By hand: the app writes no NaN (its JSON writer refuses them), an editor may.
+    (tmp_path / "s.fewshot.json").write_text(json.dumps(session.to_dict()))
+    out = str(tmp_path / "labels.csv")
+    err = refused(["label", "--session", str(tmp_path / "s.fewshot.json"), "--out", out], capsys)
+    assert "session's threshold) must be auto, off or a finite number, not nan" in err
+
+
 def test_a_manifest_name_without_a_known_format_is_refused(
     args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

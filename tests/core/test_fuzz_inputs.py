@@ -6,8 +6,11 @@ Derandomized and without an example database, so that every run tries the same i
 import contextlib
 import io
 import json
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -30,7 +33,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-FUZZ_CARDS = settings(FUZZ, max_examples=150)  # each example builds a model
+FUZZ_CARDS = settings(FUZZ, max_examples=100)  # each example builds a model
 
 
 def encoded(image: Image.Image, fmt: str, **options: Any) -> bytes:
@@ -190,6 +193,21 @@ def test_a_large_blank_gif_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "blank.gif"
     Image.new("P", (4000, 3000), 0).save(path, "GIF")
     assert thumbnail_array(path, 64).shape == (48, 64, 3)
+
+
+def test_a_fifo_named_like_an_image_is_refused_without_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    os.mkfifo(path)
+    opened = "import sys; from pathlib import Path\n"
+    opened += "from fewshot_gui.core.images import load_image\n"
+    opened += "load_image(Path(sys.argv[1]))"
+    try:  # in a child: a reader blocked on a FIFO cannot be timed out from a thread
+        done = subprocess.run(
+            [sys.executable, "-c", opened, str(path)], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("load_image blocked on a FIFO")
+    assert f"ImageLoadError: not a regular file: {path}" in done.stderr
 
 
 # --- model cards ---------------------------------------------------------------------
