@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from .calibration import Calibration, ClassReport, calibrate
-from .checkpoint import WEIGHTS_FILE, LoadedModel
+from .checkpoint import LoadedModel
+from .corrections import Spread, as_prototypes, reach_boundary
 from .devices import pick_device
-from .embedding_cache import EmbeddingCache, FileKey
+from .embedding_cache import EmbeddingCache
+from .embedding_pipeline import Embedded, EmbeddingPipeline, cache_name
 from .engine_choice import EngineChoice, choose_engine
-from .engines import embed_stream
-from .errors import ConfigError, ImageLoadError
+from .engines import Engine
+from .errors import ConfigError
 from .evaluation import Stage
-from .images import image_identity
 from .point_store import PointStore, half_pays
 from .predictions import (
     ERROR_INDEX,
@@ -35,9 +33,7 @@ from .predictions import (
     Prediction,
     SupportReport,
 )
-from .propagation import Spread, near_rows, neighbour_graph, propagate
 from .support import UNKNOWN, SupportClass, SupportSet, input_mismatch
-from .transforms import pixels_for
 
 __all__ = [
     "UNKNOWN",
@@ -80,30 +76,21 @@ def path_order(path: Path) -> int:
     return int.from_bytes(digest, "little")
 
 
-DECODE_AHEAD = 4  # batches decoding while the engine runs the ones before them
 PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
 
-
-@dataclass(frozen=True)
-class _Decoded:
-    """One batch out of the decoders: known vectors, errors, and the pixels still to embed
-    (those of the files at `fresh`, in that order)."""
-
-    paths: list[Path]
-    keys: list[FileKey | str]
-    vectors: list[np.ndarray | None]
-    errors: list[str]
-    fresh: list[int]
-    pixels: np.ndarray | None
+_Embedded = Embedded  # the name benchmarks/label_speed.py imports from here
 
 
-@dataclass(frozen=True)
-class _Embedded:
-    """One batch out of the embedding pipeline: a vector or an error message per path."""
+class _Anchors(NamedTuple):
+    """The readable corrected files among those labeled, as anchors: their rows (pins,) and
+    label indices (pins,), points (pins, ...), and the scores and distances (n, pins) of the
+    scored rows against them."""
 
-    paths: list[Path]
-    vectors: list[np.ndarray | None]
-    errors: list[str]
+    rows: np.ndarray
+    labels: torch.Tensor
+    points: torch.Tensor
+    near: torch.Tensor
+    distance: torch.Tensor
 
 
 class Labeler:
@@ -134,26 +121,23 @@ class Labeler:
         self.spec = loaded.spec
         self.device, self.device_name = pick_device(device)
         self.model = loaded.model.to(self.device).eval()
-        self.batch_size = batch_size or default_batch_size(self.device)
-        self.decode_threads = decode_threads
-        choice = choose_engine(
+        batch_size = batch_size or default_batch_size(self.device)
+        # `measure_later`: an EngineProbe may find a faster one (`use_engine`)
+        self.engine_choice = choose_engine(
             loaded,
             self.device,
             engine,
             cache_dir=cache_dir / "engines" if cache_dir is not None else None,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
         )
-        self.engine_choice = choice  # `measure_later`: an EngineProbe may find a faster one
-        self.engine = choice.engine
-        self.engine_name = self.engine.name
-        self.engine_reason = choice.reason
-        self.disk_cache = (
-            EmbeddingCache(cache_dir / "embeddings" / f"{self.model_key()}.sqlite")
+        self._embeddings = EmbeddingPipeline(
+            self.spec,
+            batch_size=batch_size,
+            decode_threads=decode_threads,
+            disk_cache=EmbeddingCache(cache_dir / "embeddings" / f"{self.model_key()}.sqlite")
             if cache_dir is not None
-            else None
+            else None,
         )
-        self.images_embedded = 0  # files run through the encoder, for tests and benchmarks
-        self._memory: dict[FileKey, np.ndarray] = {}
         self._rows: dict[Path, int] = {}
         self._paths: list[Path] = []
         self._errors: list[str] = []
@@ -186,22 +170,40 @@ class Labeler:
                 f"{choice.engine.name} computes other embeddings than {self.engine.name}"
             )
         self.engine_choice = choice
-        self.engine = choice.engine
-        self.engine_name = self.engine.name
-        self.engine_reason = choice.reason
+
+    @property
+    def engine(self) -> Engine:
+        return self.engine_choice.engine
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    @property
+    def engine_reason(self) -> str:
+        return self.engine_choice.reason
+
+    @property
+    def batch_size(self) -> int:
+        return self._embeddings.batch_size
+
+    @property
+    def decode_threads(self) -> int:
+        return self._embeddings.decode_threads
+
+    @property
+    def disk_cache(self) -> EmbeddingCache | None:
+        return self._embeddings.disk_cache
+
+    @property
+    def images_embedded(self) -> int:
+        """Files run through the encoder, for tests and benchmarks."""
+        return self._embeddings.images_embedded
 
     def model_key(self) -> str:
-        """Identifies the embeddings this model and engine make, to key the disk cache.
-
-        Engines with float32 numerics share one cache: their embeddings agree to rounding.
-        A file name stem: the card's name is sanitised, so it cannot lead out of the cache.
-        """
-        from .paths import safe_file_stem
-
-        digest = hashlib.sha256()
-        digest.update((self.loaded.path / WEIGHTS_FILE).read_bytes())
-        digest.update(json.dumps([self.loaded.card.get("model"), self.engine.numerics]).encode())
-        return f"{safe_file_stem(self.loaded.name)}-{digest.hexdigest()[:16]}"
+        """Identifies the embeddings this model and engine make, to key the disk cache
+        (see `embedding_pipeline.cache_name`)."""
+        return cache_name(self.loaded, self.engine.numerics)
 
     # --- support set and threshold -------------------------------------------------------
 
@@ -213,7 +215,7 @@ class Labeler:
         yield Stage(f"reading {len(paths)} examples of {len(support.classes)} classes")
         found: dict[Path, np.ndarray] = {}
         errors: list[tuple[Path, str]] = []
-        for batch in self._embed(paths, cancel):
+        for batch in self._embeddings.embed(self.engine, paths, cancel):
             for path, vector, error in zip(batch.paths, batch.vectors, batch.errors, strict=True):
                 if vector is None:
                     errors.append((path, error))
@@ -323,7 +325,7 @@ class Labeler:
         self._points.reserve(len(self._paths) + sum(p not in self._rows for p in paths))
         done = 0
         tally = np.zeros(3, np.int64)  # labeled, unknown, unreadable
-        for batch in self._embed(paths, cancel):
+        for batch in self._embeddings.embed(self.engine, paths, cancel):
             with _one_thread():
                 rows = self._store(batch)
                 predictions = self._predict(rows)
@@ -390,7 +392,7 @@ class Labeler:
     # --- internals -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def _store(self, batch: _Embedded) -> list[int]:
+    def _store(self, batch: Embedded) -> list[int]:
         """Keep each file's points (what scoring needs of it under any support set)."""
         rows, embedded, vectors = [], [], []
         for i, (path, vector, error) in enumerate(
@@ -447,18 +449,86 @@ class Labeler:
 
     @torch.no_grad()
     def _predict(self, rows: Sequence[int]) -> Labels:
-        """Score stored rows; thresholds and names are applied column-wise."""
-        n = len(rows)
+        """Score stored rows, with the corrections, and name them."""
         everything = isinstance(rows, range) and rows == range(len(self._paths))
+        scored = self._corrected(rows, everything) if len(rows) else None
+        return self._labels(rows, everything, scored)
+
+    def _corrected(
+        self, rows: Sequence[int], everything: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Scores (n, n_way) and novelty (n,) with every corrected image as a prototype of its
+        own label, and per row a verdict on `unknown`: 1 unknown, -1 known, 0 as the
+        threshold says (see `corrections.as_prototypes`).
+
+        A final (transductive) re-labeling also moves the unknown boundary near each
+        correction (`corrections.reach_boundary`). Images far from every correction keep
+        their labels: a correction changes only what it is evidence for.
+        """
+        scores, far = self._scores(rows, everything)
+        anchors = self._anchors(rows, everything)
+        if anchors is None:
+            return scores, far, np.zeros(len(scores), np.int8)
+        pinned, pinned_far, verdict = as_prototypes(
+            scores, far, anchors.near, anchors.distance, anchors.labels
+        )
+        threshold, spread = self.threshold, self.spread
+        if everything and self.transductive and spread and spread.reach and threshold is not None:
+            pin_scores, pin_far = self.model.score_points(anchors.points)
+            usable = torch.from_numpy(self._ok[: len(far)]).to(far.device)
+            verdict = reach_boundary(
+                verdict,
+                scores,
+                far,
+                anchors.distance,
+                pin_scores,
+                pin_far,
+                anchors.labels,
+                usable,
+                threshold,
+                spread.reach,
+            )
+        return pinned, pinned_far, verdict
+
+    def _anchors(self, rows: Sequence[int], everything: bool) -> _Anchors | None:
+        """The corrections as anchors scored against `rows`; None when there are none, or the
+        model cannot score against anchors."""
+        anchor_scores = getattr(self.model, "anchor_scores", None)
+        pin_rows, pin_labels = self._pins()
+        if anchor_scores is None or not len(pin_rows):
+            return None
+        points = self._exact_points()
+        anchors = points[torch.from_numpy(pin_rows).to(points.device)]
+        if everything and self.device.type == "cpu" and self.model.scores_by_products:
+            found = self.model.anchor_products(
+                self._points.times(anchors)
+            )  # one pass, as `_scores`
+            near, distance = (part.float() for part in found)
+        elif everything:  # one product with a few anchors: chunks would only add calls
+            near, distance = (part.float() for part in anchor_scores(points, anchors))
+        else:
+            part = points[torch.tensor(list(rows), device=self.device)]
+            near, distance = (found.float() for found in anchor_scores(part, anchors))
+        labels = torch.from_numpy(pin_labels).to(near.device)
+        return _Anchors(pin_rows, labels, anchors, near, distance)
+
+    def _labels(
+        self,
+        rows: Sequence[int],
+        everything: bool,
+        scored: tuple[torch.Tensor, torch.Tensor, np.ndarray] | None,
+    ) -> Labels:
+        """`Labels` of stored rows from their scores, novelty and verdict (`_corrected`; None
+        for no rows): thresholds and names are applied column-wise, corrections pinned."""
+        n = len(rows)
         paths = list(self._paths) if everything else [self._paths[row] for row in rows]
         errors = list(self._errors) if everything else [self._errors[row] for row in rows]
         label = np.full(n, ERROR_INDEX, np.int64)
         nearest = np.zeros(n, np.int64)
         runner_up = np.full(n, ERROR_INDEX, np.int64)
         confidence, runner_up_confidence, novelty = (np.zeros(n, np.float32) for _ in range(3))
-        if n:
-            scores, far = self._scores(rows, everything)
-            scores, far, verdict = self._with_corrections(rows, everything, scores, far)
+        if scored is not None:
+            scores, far, verdict = scored
             k = min(2, len(self._class_names))
             top = scores.topk(k, dim=1)
             values = (top.values - scores.logsumexp(1, keepdim=True)).exp().cpu().numpy()
@@ -500,152 +570,6 @@ class Labeler:
             pinned=pinned,
         )
 
-    def _with_corrections(
-        self, rows: Sequence[int], everything: bool, scores: torch.Tensor, far: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Scores and novelty with every corrected image as a prototype of its own label, and
-        per row a verdict on `unknown`: 1 unknown, -1 known, 0 as the threshold says.
-
-        A class correction raises its class's score, and lowers the novelty, of the images
-        nearer to it than to their class means; an `unknown` one makes unknown the images
-        nearer to it than to any class. A final (transductive) re-labeling also moves the
-        unknown boundary near each correction (`_reach`) and, if `spread.scale`, propagates
-        it over the graph of its neighbours (`_spread`). Images far from every correction
-        keep their labels: a correction changes only what it is evidence for.
-        """
-        n = len(scores)
-        verdict = np.zeros(n, np.int8)
-        model = (scores, far)  # what the prototypes alone say
-        anchor_scores = getattr(self.model, "anchor_scores", None)
-        pin_rows, pin_labels = self._pins()
-        if anchor_scores is None or not len(pin_rows):
-            return scores, far, verdict
-        points = self._exact_points()
-        anchors = points[torch.from_numpy(pin_rows).to(points.device)]
-        if everything and self.device.type == "cpu" and self.model.scores_by_products:
-            found = self.model.anchor_products(
-                self._points.times(anchors)
-            )  # one pass, as `_scores`
-            near, distance = (part.float() for part in found)
-        elif everything:  # one product with a few anchors: chunks would only add calls
-            near, distance = (part.float() for part in anchor_scores(points, anchors))
-        else:
-            part = points[torch.tensor(list(rows), device=self.device)]
-            near, distance = (found.float() for found in anchor_scores(part, anchors))
-        labels = torch.from_numpy(pin_labels).to(scores.device)
-        of_class = labels >= 0
-        if bool(of_class.any()):
-            best = torch.full_like(scores, -torch.inf).scatter_reduce(
-                1, labels[of_class].expand(n, -1), near[:, of_class], "amax"
-            )
-            scores = torch.maximum(scores, best)
-            far = torch.minimum(far, distance[:, of_class].min(1).values)
-        if not bool(of_class.all()):
-            unknown = near[:, ~of_class].max(1).values
-            verdict[(unknown > scores.max(1).values).cpu().numpy()] = 1
-        if everything and self.transductive and self.spread is not None and self.spread.reach:
-            self._reach(anchors, labels, model, distance, verdict)
-        if everything and self.transductive and self.spread is not None and self.spread.scale:
-            scores = self._spread(model, scores, far, verdict, distance, pin_rows, labels)
-        return scores, far, verdict
-
-    def _reach(
-        self,
-        anchors: torch.Tensor,
-        pin_labels: torch.Tensor,
-        model: tuple[torch.Tensor, torch.Tensor],
-        distance: torch.Tensor,
-        verdict: np.ndarray,
-    ) -> None:
-        """How far each class reaches near each correction: a class correction of an image the
-        threshold made unknown makes known the rows of the same nearest class among its
-        `reach` nearest that are no farther from the class; an `unknown` correction of an
-        image under the threshold makes unknown such rows that are no nearer. Where both
-        say something of a row, the threshold decides. `verdict` is updated in place."""
-        threshold = self.threshold
-        spread = self.spread
-        if threshold is None or spread is None:
-            return
-        scores, far = model
-        n = len(far)
-        pin_scores, pin_far = self.model.score_points(anchors)
-        pin_near = pin_scores.argmax(1)
-        stretch = (pin_labels >= 0) & (pin_near == pin_labels) & (pin_far > threshold)
-        stop = (pin_labels < 0) & (pin_far <= threshold)
-        acting = stretch | stop  # only these pins move the boundary: the rest cost nothing
-        if not bool(acting.any()):
-            return
-        stretch, pin_near, pin_far = stretch[acting], pin_near[acting], pin_far[acting]
-        usable = torch.from_numpy(self._ok[:n]).to(far.device)
-        local = distance.T[acting].masked_fill(~usable, torch.inf)  # (pins, n): rows contiguous
-        radius = local.topk(min(spread.reach, n), dim=1, largest=False).values[:, -1:]
-        close = (local <= radius) & usable & (pin_near[:, None] == scores.argmax(1))
-        known = (close & (stretch[:, None] & (far <= pin_far[:, None]))).any(0)
-        unknown = (close & (~stretch[:, None] & (far >= pin_far[:, None]))).any(0)
-        known, unknown = known & (far > threshold), unknown & (far <= threshold)
-        known, unknown = (known & ~unknown).cpu().numpy(), (unknown & ~known).cpu().numpy()
-        verdict[known & (verdict == 0)] = -1
-        verdict[unknown & (verdict == 0)] = 1
-
-    def _spread(
-        self,
-        model: tuple[torch.Tensor, torch.Tensor],
-        scores: torch.Tensor,
-        far: torch.Tensor,
-        verdict: np.ndarray,
-        distance: torch.Tensor,
-        pin_rows: np.ndarray,
-        pin_labels: torch.Tensor,
-    ) -> torch.Tensor:
-        """Propagate what each correction says beyond the prototypes (its label minus the
-        `model` scores' and novelty's probabilities, `unknown` as one more column) over the
-        kNN graph of the rows near the corrections, and add it to those rows' probabilities
-        with the corrections as anchors (Correct and Smooth's residual step, Huang et al.
-        2021). Scores of every row, `verdict` updated in place.
-
-        Linear: the same as propagating the examples and corrections, minus what the
-        examples alone give, so without corrections nothing moves.
-        """
-        spread = self.spread
-        assert spread is not None
-        n, n_way = scores.shape
-        usable = torch.from_numpy(self._ok[:n]).to(scores.device)
-        per_seed = max(spread.neighbours + 1, spread.near_rows // len(pin_rows))
-        rows = np.flatnonzero(near_rows(distance, usable, per_seed).cpu().numpy())
-        rows = rows[np.argsort(self._order[rows], kind="stable")]  # the graph in path order
-        at = torch.from_numpy(rows).to(scores.device)
-        points = self._exact_points()[at]
-        pairs = self.model.anchor_scores(points, points)[1].float()
-        graph = neighbour_graph(pairs, spread.neighbours)
-        anchored = torch.from_numpy(verdict[rows] > 0).to(scores.device)
-        said = self._probabilities(model[0][at], model[1][at], torch.zeros_like(anchored))
-        base = self._probabilities(scores[at], far[at], anchored)
-        position = np.full(n, -1)
-        position[rows] = np.arange(len(rows))
-        seeds = torch.from_numpy(position[pin_rows]).to(scores.device)
-        target = said[seeds].clone()  # an `unknown` correction says nothing of the classes
-        of_class = pin_labels >= 0
-        target[of_class, :n_way] = torch.nn.functional.one_hot(pin_labels[of_class], n_way).to(
-            target.dtype
-        )
-        target[:, n_way] = (~of_class).to(target.dtype)
-        residual = torch.zeros_like(base).index_copy(0, seeds, target - said[seeds])
-        moved = base + spread.scale * propagate(graph, residual, spread.alpha, spread.steps)
-        scores = scores.clone()
-        scores[at] = moved[:, :n_way].clamp_min(1e-6).log()
-        verdict[rows] = np.where((moved[:, n_way] > 0.5).cpu().numpy(), 1, -1)
-        return scores
-
-    def _probabilities(
-        self, scores: torch.Tensor, far: torch.Tensor, unknown: torch.Tensor
-    ) -> torch.Tensor:
-        """Scores (m, n_way), novelty (m,) and rows made unknown otherwise (m,) as (m, n_way
-        + 1): the classes' softmax, then 1 where the row is unknown, else 0."""
-        threshold = self.threshold
-        if threshold is not None:
-            unknown = unknown | (far > threshold)
-        return torch.cat([torch.softmax(scores, 1), unknown.to(scores.dtype)[:, None]], 1)
-
     def _scores(self, rows: Sequence[int], everything: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores (n, n_way) and novelty (n,) of stored rows, in float32.
 
@@ -669,118 +593,3 @@ class Labeler:
                 scores.append(chunk_scores.float())
                 far.append(chunk_far.float())
         return torch.cat(scores), torch.cat(far)
-
-    def _embed(
-        self, paths: Sequence[Path], cancel: Callable[[], bool] | None
-    ) -> Iterator[_Embedded]:
-        """Embed `paths` batch by batch, in order: worker threads decode batches ahead while
-        the engine runs the ones before (`embed_stream`).
-
-        Each file is looked up in memory, then on disk, by its identity (path, size, mtime);
-        only misses are read and run through the encoder.
-        """
-        keys: list[FileKey | str] = []
-        for path in paths:
-            try:
-                keys.append(image_identity(path))
-            except ImageLoadError as error:
-                keys.append(str(error))
-        known = {k: self._memory[k] for k in keys if not isinstance(k, str) and k in self._memory}
-        if self.disk_cache is not None:
-            missing = [k for k in keys if not isinstance(k, str) and k not in known]
-            for key, vector in self.disk_cache.get_many(missing).items():
-                known[key] = self._memory[key] = vector
-
-        with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
-            decoded = self._decoded(paths, keys, known, pool, cancel)
-            encoded = embed_stream(self.engine, decoded, lambda batch: batch.pixels)
-            try:
-                for batch, features in encoded:
-                    if cancel is not None and cancel():
-                        return
-                    yield self._embedded(batch, features)
-            finally:
-                encoded.close()
-                decoded.close()  # cancels the decoding not yet started
-
-    def _decoded(
-        self,
-        paths: Sequence[Path],
-        keys: list[FileKey | str],
-        known: dict[FileKey, np.ndarray],
-        pool: ThreadPoolExecutor,
-        cancel: Callable[[], bool] | None,
-    ) -> Generator[_Decoded, None, None]:
-        """Batches with their pixels decoded on `pool`, DECODE_AHEAD batches ahead; none
-        more, for the engine or the decoders, once `cancel` says so."""
-        starts = range(0, len(paths), self.batch_size)
-        ahead: deque[list[Future[np.ndarray] | None]] = deque()
-
-        def submit(start: int) -> None:
-            ahead.append(
-                [
-                    pool.submit(pixels_for, path, self.spec)
-                    if not isinstance(key, str) and key not in known
-                    else None
-                    for path, key in zip(
-                        paths[start : start + self.batch_size],
-                        keys[start : start + self.batch_size],
-                        strict=True,
-                    )
-                ]
-            )
-
-        try:
-            for start in starts[:DECODE_AHEAD]:
-                submit(start)
-            for n, start in enumerate(starts):
-                if cancel is not None and cancel():
-                    return
-                futures = ahead.popleft()
-                if n + DECODE_AHEAD < len(starts):
-                    submit(starts[n + DECODE_AHEAD])
-                stop = start + self.batch_size
-                yield self._collect(list(paths[start:stop]), keys[start:stop], futures, known)
-        finally:
-            for futures in ahead:
-                for future in futures:
-                    if future is not None:
-                        future.cancel()
-
-    @staticmethod
-    def _collect(
-        paths: list[Path],
-        keys: list[FileKey | str],
-        futures: list[Future[np.ndarray] | None],
-        known: dict[FileKey, np.ndarray],
-    ) -> _Decoded:
-        """One batch: known vectors, per-file errors, and the pixels of the rest stacked."""
-        vectors: list[np.ndarray | None] = []
-        errors: list[str] = []
-        fresh: list[int] = []
-        pixels: list[np.ndarray] = []
-        for i, (key, future) in enumerate(zip(keys, futures, strict=True)):
-            vectors.append(None if isinstance(key, str) or future is not None else known[key])
-            errors.append(key if isinstance(key, str) else "")
-            if future is not None:
-                try:
-                    pixels.append(future.result())
-                    fresh.append(i)
-                except ImageLoadError as error:
-                    errors[i] = str(error)
-        stacked = np.stack(pixels) if pixels else None
-        return _Decoded(paths, keys, vectors, errors, fresh, stacked)
-
-    def _embedded(self, batch: _Decoded, features: np.ndarray | None) -> _Embedded:
-        """The batch with the engine's features in place, remembered in both caches."""
-        if features is not None:
-            self.images_embedded += len(features)
-            fresh = []
-            for i, vector in zip(batch.fresh, features, strict=True):
-                key = batch.keys[i]
-                assert not isinstance(key, str)
-                batch.vectors[i] = self._memory[key] = vector
-                fresh.append((key, vector))
-            if self.disk_cache is not None:
-                self.disk_cache.put_many(fresh)
-        return _Embedded(batch.paths, batch.vectors, batch.errors)

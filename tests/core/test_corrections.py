@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from fewshot_gui.core.checkpoint import load_model
+from fewshot_gui.core.corrections import Spread
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet
-from fewshot_gui.core.propagation import Spread, near_rows, neighbour_graph, propagate
+from fewshot_gui.core.propagation import near_rows, neighbour_graph, propagate
 from tests.conftest import LabelingTask
 
 # Five points on a line: two pairs and one far point; with one neighbour each, the graph

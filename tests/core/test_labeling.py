@@ -11,10 +11,11 @@ import torch
 from PIL import Image
 
 from fewshot_gui.core.checkpoint import load_model, save_model
+from fewshot_gui.core.embedding_pipeline import Embedded
 from fewshot_gui.core.errors import ConfigError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken, drive
-from fewshot_gui.core.labeling import UNKNOWN, Labeler, LabelProgress, SupportSet, _Embedded
+from fewshot_gui.core.labeling import UNKNOWN, Labeler, LabelProgress, SupportSet
 from tests.conftest import LabelingTask
 
 
@@ -237,7 +238,7 @@ def test_relabeling_through_half_copies_gives_the_float32_labels(
     rows = (halfway + 1e-2 * torch.randn_like(halfway)).clamp_min(0).numpy()
     fake = [tmp_path / f"row{i}.png" for i in range(len(rows))]
     for labeler in (fast, plain):
-        labeler._store(_Embedded(fake, list(rows), [""] * len(fake)))
+        labeler._store(Embedded(fake, list(rows), [""] * len(fake)))
 
     for transductive in (True, False):
         fast.transductive = plain.transductive = transductive
@@ -261,8 +262,8 @@ def test_relabeling_through_half_copies_gives_the_float32_labels(
         np.testing.assert_allclose(first.novelty, second.novelty, atol=2**-11)
         assert not np.array_equal(first.novelty, second.novelty)  # the half copies ran
     # A changed row re-packs its block: the new answer, not the old copy.
-    fast._store(_Embedded(fake[:1], [rows[1]], [""]))
-    plain._store(_Embedded(fake[:1], [rows[1]], [""]))
+    fast._store(Embedded(fake[:1], [rows[1]], [""]))
+    plain._store(Embedded(fake[:1], [rows[1]], [""]))
     assert fast.relabel()[len(paths)].nearest == plain.relabel()[len(paths)].nearest
     assert fast.relabel()[len(paths)].nearest == plain.relabel()[len(paths) + 1].nearest
 
