@@ -109,7 +109,7 @@ def class_means(labeler: Labeler, held: ImagePool) -> dict[str, np.ndarray]:
     drive(labeler.set_support(SupportSet.from_mapping({"any": [held.paths[0]]})))
     labeler.forget()
     drive(labeler.label(list(held.paths)))
-    points = labeler._exact_points().numpy()  # in row order: the pool's
+    points = labeler._labeled.exact().numpy()  # in row order: the pool's
     means = {}
     for c, name in enumerate(held.class_names):
         mean = points[held.labels == c].mean(0)
@@ -123,10 +123,10 @@ def relabel_propagated(labeler: Labeler, settings: Propagation) -> Labels:
     corrections are made prototypes: the Labeler's own steps (`_predict`, `_corrected`) with
     propagation in place of the reach, which `labeler.spread = None` leaves out."""
     labeler._refine()
-    every = range(len(labeler._paths))
+    every = range(len(labeler._labeled))
     if not len(every):
         return labeler._labels(every, True, None)
-    scores, far = labeler._scores(every, True)
+    scores, far = labeler._labeled.scores(labeler.model, every, True)
     anchors = labeler._anchors(every, True)
     if anchors is None:
         return labeler._labels(every, True, (scores, far, np.zeros(len(every), np.int8)))
@@ -134,8 +134,8 @@ def relabel_propagated(labeler: Labeler, settings: Propagation) -> Labels:
         scores, far, anchors.near, anchors.distance, anchors.labels
     )
     if labeler.transductive:  # as the reach: only a final re-labeling propagates
-        rows = graph_rows(anchors.distance, labeler._ok, labeler._order, settings)
-        points = labeler._exact_points()[torch.from_numpy(rows).to(labeler.device)]
+        rows = graph_rows(anchors.distance, labeler._labeled.ok, labeler._labeled.order, settings)
+        points = labeler._labeled.exact()[torch.from_numpy(rows).to(labeler.device)]
         pairs = labeler.model.anchor_scores(points, points)[1].float()
         pinned, verdict = propagate_corrections(
             pairs,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +20,8 @@ from .engine_choice import EngineChoice, choose_engine
 from .engines import Engine
 from .errors import ConfigError
 from .evaluation import Stage
-from .point_store import PointStore, half_pays
+from .labeled_rows import LabeledRows, one_thread
+from .point_store import half_pays
 from .predictions import (
     ERROR_INDEX,
     UNKNOWN_INDEX,
@@ -48,18 +46,6 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Torch on one thread to keep and score a streamed batch: for so little work a thread
-    pool's wake-ups and spinning would only take the cores from the engine and the decoders."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def default_batch_size(device: torch.device) -> int:
     """Images per batch: on the CPU each engine stream (one core) takes a whole batch, and 16
     runs as fast as 32 with half the engine's working memory; a GPU wants more at once."""
@@ -67,16 +53,6 @@ def default_batch_size(device: torch.device) -> int:
 
 
 REFINE_SAMPLE = 4096
-
-
-def path_order(path: Path) -> int:
-    """A stable 64-bit hash of a path (any bytes, also not UTF-8), to order rows by content
-    rather than by when they were labeled."""
-    digest = hashlib.blake2b(os.fsencode(path), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
 
 _Embedded = Embedded  # the name benchmarks/label_speed.py imports from here
 
@@ -138,21 +114,15 @@ class Labeler:
             if cache_dir is not None
             else None,
         )
-        self._rows: dict[Path, int] = {}
-        self._paths: list[Path] = []
-        self._errors: list[str] = []
         on_cpu = self.device.type == "cpu"
         if half is None:  # the copies serve only the product `_scores` makes for such models
             half = on_cpu and self.model.scores_by_products and half_pays(self.spec.feature_dim)
-        self._points = PointStore(half=half and on_cpu)
-        self._ok = np.zeros(0, bool)  # per row: embedded (not failed)
-        self._order = np.zeros(0, np.uint64)  # per row: a hash of its path, see `_refine`
+        self._labeled = LabeledRows(self.device, half=half and on_cpu)
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
         self._support_names: tuple[str, ...] = ()
         self._examples: dict[str, dict[Path, np.ndarray]] = {}  # per class, readable ones
         self._fitted_without: frozenset[Path] = frozenset()
         self._corrections: dict[Path, str] = {}
-        self._on_device: torch.Tensor | None = None
         self._class_names: tuple[str, ...] = ()
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
@@ -322,11 +292,11 @@ class Labeler:
         if not self._class_names:
             raise ConfigError("set a support set with at least one class before labeling")
         started = time.perf_counter()
-        self._points.reserve(len(self._paths) + sum(p not in self._rows for p in paths))
+        self._labeled.reserve(paths)
         done = 0
         tally = np.zeros(3, np.int64)  # labeled, unknown, unreadable
         for batch in self._embeddings.embed(self.engine, paths, cancel):
-            with _one_thread():
+            with one_thread():
                 rows = self._store(batch)
                 predictions = self._predict(rows)
             done += len(rows)
@@ -356,7 +326,7 @@ class Labeler:
         is what to show once a folder is done; the stream from `label` is inductive.
         """
         self._refine()
-        return self._predict(range(len(self._paths)))
+        return self._predict(range(len(self._labeled)))
 
     def _refine(self) -> None:
         """Soft k-means over (a sample of) the labeled files; see ProtoNet.refine."""
@@ -367,62 +337,39 @@ class Labeler:
         if not self.transductive:
             return
         if self._sample is None:
-            unlabeled = self._ok[: len(self._paths)].copy()
+            unlabeled = self._labeled.ok[: len(self._labeled)].copy()
             unlabeled[self._pins()[0]] = False  # known, not guessed: examples or clutter
             rows = np.flatnonzero(unlabeled)
             # Ordered by the hash of their paths, never by when they were labeled: the same
             # folder gives the same sample, summed in the same order (prototypes need a
             # sample, not 100,000 points).
-            rows = rows[np.argsort(self._order[rows], kind="stable")][:REFINE_SAMPLE]
-            points = self._exact_points()
+            rows = rows[np.argsort(self._labeled.order[rows], kind="stable")][:REFINE_SAMPLE]
+            points = self._labeled.exact()
             self._sample = points[torch.from_numpy(rows).to(points.device)]
         if len(self._sample):
             refine(self._sample, self.threshold)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""
-        self._rows.clear()
-        self._paths.clear()
-        self._points.clear()
-        self._errors.clear()
-        self._ok = np.zeros(0, bool)
-        self._order = np.zeros(0, np.uint64)
-        self._on_device = self._sample = None
+        self._labeled.clear()
+        self._sample = None
 
     # --- internals -----------------------------------------------------------------------
 
     @torch.no_grad()
     def _store(self, batch: Embedded) -> list[int]:
         """Keep each file's points (what scoring needs of it under any support set)."""
-        rows, embedded, vectors = [], [], []
-        for i, (path, vector, error) in enumerate(
-            zip(batch.paths, batch.vectors, batch.errors, strict=True)
-        ):
-            row = self._rows.get(path)
-            if row is None:
-                row = self._rows[path] = len(self._paths)
-                self._paths.append(path)
-                self._errors.append(error)
-            else:
-                self._errors[row] = error
-            rows.append(row)
-            if vector is not None:
-                embedded.append(i)
-                vectors.append(vector)
-        points = None  # zeros for every row when none was embedded
-        if vectors:
-            features = torch.from_numpy(np.stack(vectors)).to(self.device)
-            found = self.model.points(features)
-            points = found.new_zeros((len(rows), *found.shape[1:]))
-            points[embedded] = found
-        self._points.put(rows, points)  # one write: a block fills (and is packed) once
-        if len(self._ok) < len(self._paths):
-            grow = len(self._ok) + len(rows)
-            self._ok = np.concatenate([self._ok, np.zeros(grow, bool)])
-            self._order = np.concatenate([self._order, np.zeros(grow, np.uint64)])
-        self._ok[rows] = [not self._errors[row] for row in rows]
-        self._order[rows] = [path_order(self._paths[row]) for row in rows]
-        self._on_device = self._sample = None
+        embedded = [
+            i
+            for i, (_, vector) in enumerate(zip(batch.paths, batch.vectors, strict=True))
+            if vector is not None
+        ]
+        points = None
+        if embedded:
+            vectors = np.stack([batch.vectors[i] for i in embedded])
+            points = self.model.points(torch.from_numpy(vectors).to(self.device))
+        rows = self._labeled.put(batch.paths, batch.errors, embedded, points)
+        self._sample = None
         return rows
 
     def _pins(self) -> tuple[np.ndarray, np.ndarray]:
@@ -431,26 +378,19 @@ class Labeler:
         pins = [
             (row, index[label])
             for path, label in self._corrections.items()
-            if label in index and (row := self._rows.get(path)) is not None and self._ok[row]
+            if label in index
+            and (row := self._labeled.row_of.get(path)) is not None
+            and self._labeled.ok[row]
         ]
         return (
             np.array([row for row, _ in pins], np.int64),
             np.array([label for _, label in pins], np.int64),
         )
 
-    def _exact_points(self) -> torch.Tensor:
-        """Every file's float32 points on the device: a view on the CPU, else a cached copy."""
-        points = self._points.exact()
-        if self.device.type == "cpu":
-            return points
-        if self._on_device is None or len(self._on_device) != len(points):
-            self._on_device = points.to(self.device)
-        return self._on_device
-
     @torch.no_grad()
     def _predict(self, rows: Sequence[int]) -> Labels:
         """Score stored rows, with the corrections, and name them."""
-        everything = isinstance(rows, range) and rows == range(len(self._paths))
+        everything = isinstance(rows, range) and rows == range(len(self._labeled))
         scored = self._corrected(rows, everything) if len(rows) else None
         return self._labels(rows, everything, scored)
 
@@ -465,7 +405,7 @@ class Labeler:
         correction (`corrections.reach_boundary`). Images far from every correction keep
         their labels: a correction changes only what it is evidence for.
         """
-        scores, far = self._scores(rows, everything)
+        scores, far = self._labeled.scores(self.model, rows, everything)
         anchors = self._anchors(rows, everything)
         if anchors is None:
             return scores, far, np.zeros(len(scores), np.int8)
@@ -475,7 +415,7 @@ class Labeler:
         threshold, spread = self.threshold, self.spread
         if everything and self.transductive and spread and spread.reach and threshold is not None:
             pin_scores, pin_far = self.model.score_points(anchors.points)
-            usable = torch.from_numpy(self._ok[: len(far)]).to(far.device)
+            usable = torch.from_numpy(self._labeled.ok[: len(far)]).to(far.device)
             verdict = reach_boundary(
                 verdict,
                 scores,
@@ -497,18 +437,11 @@ class Labeler:
         pin_rows, pin_labels = self._pins()
         if anchor_scores is None or not len(pin_rows):
             return None
-        points = self._exact_points()
+        points = self._labeled.exact()
         anchors = points[torch.from_numpy(pin_rows).to(points.device)]
-        if everything and self.device.type == "cpu" and self.model.scores_by_products:
-            found = self.model.anchor_products(
-                self._points.times(anchors)
-            )  # one pass, as `_scores`
-            near, distance = (part.float() for part in found)
-        elif everything:  # one product with a few anchors: chunks would only add calls
-            near, distance = (part.float() for part in anchor_scores(points, anchors))
-        else:
-            part = points[torch.tensor(list(rows), device=self.device)]
-            near, distance = (found.float() for found in anchor_scores(part, anchors))
+        near, distance = self._labeled.anchor_scores(
+            self.model, anchor_scores, anchors, rows, everything
+        )
         labels = torch.from_numpy(pin_labels).to(near.device)
         return _Anchors(pin_rows, labels, anchors, near, distance)
 
@@ -521,8 +454,9 @@ class Labeler:
         """`Labels` of stored rows from their scores, novelty and verdict (`_corrected`; None
         for no rows): thresholds and names are applied column-wise, corrections pinned."""
         n = len(rows)
-        paths = list(self._paths) if everything else [self._paths[row] for row in rows]
-        errors = list(self._errors) if everything else [self._errors[row] for row in rows]
+        labeled = self._labeled
+        paths = list(labeled.paths) if everything else [labeled.paths[row] for row in rows]
+        errors = list(labeled.errors) if everything else [labeled.errors[row] for row in rows]
         label = np.full(n, ERROR_INDEX, np.int64)
         nearest = np.zeros(n, np.int64)
         runner_up = np.full(n, ERROR_INDEX, np.int64)
@@ -534,7 +468,7 @@ class Labeler:
             values = (top.values - scores.logsumexp(1, keepdim=True)).exp().cpu().numpy()
             indices = top.indices.cpu().numpy()
             novelty = far.float().cpu().numpy()
-            ok = self._ok[:n] if everything else self._ok[np.asarray(rows)]
+            ok = labeled.ok[:n] if everything else labeled.ok[np.asarray(rows)]
             nearest = indices[:, 0]
             label = np.where(ok, nearest, ERROR_INDEX)
             confidence = np.where(ok, values[:, 0], 0.0).astype(np.float32)
@@ -550,7 +484,7 @@ class Labeler:
         if len(pin_rows):
             at = pin_rows  # where each pinned row sits among `rows`, -1 where it is not
             if not everything:
-                position = np.full(len(self._paths), -1)
+                position = np.full(len(labeled), -1)
                 position[np.asarray(rows, np.int64)] = np.arange(n)
                 at = position[pin_rows]
             keep = at >= 0
@@ -569,27 +503,3 @@ class Labeler:
             errors=errors,
             pinned=pinned,
         )
-
-    def _scores(self, rows: Sequence[int], everything: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores (n, n_way) and novelty (n,) of stored rows, in float32.
-
-        Every file at once, for a model that scores through products with a few directions,
-        is one pass over the points (`PointStore.times`). Otherwise rows go in chunks that
-        keep each one's features in the processor's cache between the method's steps.
-        """
-        directions = self.model.scoring_directions()
-        if everything and directions is not None and self.device.type == "cpu":
-            return self.model.score_products(self._points.times(directions))
-        points = self._exact_points()
-        n = len(rows)
-        index = None if everything else torch.tensor(list(rows), device=self.device)
-        scores, far = [], []
-        few = self.device.type == "cpu" and n <= PREDICT_CHUNK
-        with _one_thread() if few else contextlib.nullcontext():
-            for start in range(0, n, PREDICT_CHUNK):
-                stop = min(start + PREDICT_CHUNK, n)
-                part = points[start:stop] if index is None else points[index[start:stop]]
-                chunk_scores, chunk_far = self.model.score_points(part)
-                scores.append(chunk_scores.float())
-                far.append(chunk_far.float())
-        return torch.cat(scores), torch.cat(far)

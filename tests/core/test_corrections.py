@@ -87,7 +87,7 @@ def test_a_correction_moves_the_unknown_boundary_only_near_itself_in_any_order(
     after = labeler.relabel()
     changed = {paths[i] for i in np.flatnonzero(after.label != before.label)} - {corrected}
     assert changed, "the correction should make some unknown neighbour known"
-    points = labeler._exact_points()
+    points = labeler._labeled.exact()
     distance = (points - points[far_one]).pow(2).sum(1).numpy()
     near = {paths[i] for i in np.argsort(distance, kind="stable")[:4]}
     for path in changed:
@@ -120,7 +120,7 @@ def test_an_unknown_correction_makes_unknown_only_nearby_rows_no_nearer_to_the_c
     after = labeler.relabel()
     turned = np.flatnonzero(after.label != before.label)
     assert closest in turned and (after.label[turned] == -1).all()
-    points = labeler._exact_points()
+    points = labeler._labeled.exact()
     distance = (points - points[closest]).pow(2).sum(1).numpy()
     near = set(np.argsort(distance, kind="stable")[:4].tolist())
     same_class = before.nearest == before.nearest[closest]
