@@ -197,14 +197,14 @@ def measure_stalls(args: argparse.Namespace, work: Path) -> None:
     from fewshot_gui.core.paths import resources_dir
     from fewshot_gui.gui.class_model import REPORT_ROLE
     from fewshot_gui.gui.main_window import MainWindow
-    from fewshot_gui.workers.labeling_worker import LabelingWorker
+    from fewshot_gui.workers.labeling_worker import Adaptation, LabelingWorker
 
     app = QApplication(sys.argv[:1])
     app.setStyle("Fusion")
     settings = QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(
         settings,
-        autosave=work / "autosave.json",
+        last_session=work / "last.fewshot.json",
         cache_dir=work / "cache-threaded",
         device=args.device,
         batch_size=args.batch_size,
@@ -252,7 +252,7 @@ def measure_stalls(args: argparse.Namespace, work: Path) -> None:
     naive.labelFinished.connect(lambda _gen, summary: finished.append(summary))
     naive.failed.connect(lambda kind, _gen, message: finished.append(f"{kind}: {message}"))
     naive.load_model(1, args.model, CancelToken())
-    naive.set_support(2, window.classes.mapping(), CancelToken())
+    naive.adapt(2, Adaptation(window.classes.mapping(), {}, "auto"), CancelToken())
     window.results.clear()
     started = time.perf_counter()
     meter.start()

@@ -16,7 +16,8 @@ import torch
 from .methods.base import FewShotClassifier
 from .point_store import PointStore
 
-PREDICT_CHUNK = 512  # rows scored at once: their features stay in the processor's cache
+PREDICT_CHUNK = 512  # rows scored at once at least: their features stay in the processor's cache
+CHUNK_VALUES = 1 << 18  # float32 values of points scored at once on the CPU (1 MiB)
 AnchorScores = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -133,10 +134,13 @@ class LabeledRows:
         n = len(rows)
         index = None if everything else torch.tensor(list(rows), device=self.device)
         scores, far = [], []
-        few = self.device.type == "cpu" and n <= PREDICT_CHUNK
-        with one_thread() if few else contextlib.nullcontext():
-            for start in range(0, n, PREDICT_CHUNK):
-                stop = min(start + PREDICT_CHUNK, n)
+        on_cpu = self.device.type == "cpu"
+        # A chunk of about a megabyte of points: each step is too little work to share out,
+        # and two threads syncing on hundreds of small steps took seconds on a busy machine.
+        chunk = max(PREDICT_CHUNK, CHUNK_VALUES // max(1, points[:1].numel())) if on_cpu else n
+        with one_thread() if on_cpu else contextlib.nullcontext():
+            for start in range(0, n, max(chunk, 1)):
+                stop = min(start + chunk, n)
                 part = points[start:stop] if index is None else points[index[start:stop]]
                 chunk_scores, chunk_far = model.score_points(part)
                 scores.append(chunk_scores.float())
