@@ -59,7 +59,7 @@ def drop(panel: ClassPanel, paths: list[Path], row: int = -1) -> None:
         at = QPoint(5, view.viewport().height() - 5)
     actions = Qt.DropAction.CopyAction
     buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(at), actions, mime, buttons, modifiers)
+    enter = QDragEnterEvent(at, actions, mime, buttons, modifiers)
     QApplication.sendEvent(view.viewport(), enter)
     assert enter.isAccepted()
     QApplication.sendEvent(

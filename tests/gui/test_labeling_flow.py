@@ -22,7 +22,7 @@ def drop(widget, paths: list[Path], at: QPoint, mime: QMimeData | None = None) -
         mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     actions = Qt.DropAction.CopyAction
     buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(at), actions, mime, buttons, modifiers)
+    enter = QDragEnterEvent(at, actions, mime, buttons, modifiers)
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
     QApplication.sendEvent(widget, QDropEvent(QPointF(at), actions, mime, buttons, modifiers))
