@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
@@ -244,6 +245,8 @@ class Labeler:
         """`auto` (the calibrated threshold), `off`, or a novelty threshold."""
         if isinstance(mode, str) and mode not in ("auto", "off"):
             raise ConfigError(f"unknown must be auto, off or a number; got {mode!r}")
+        if not isinstance(mode, str) and not math.isfinite(mode):
+            raise ConfigError(f"the unknown threshold must be a finite number; got {mode!r}")
         self._unknown = mode
 
     def set_corrections(self, corrections: Mapping[Path, str]) -> None:

@@ -56,6 +56,9 @@ def test_an_image_far_from_every_class_is_unknown(
     assert {p.path: p.label for p in labeler.relabel()}[odd] != UNKNOWN
     labeler.set_unknown(0.0)
     assert {p.label for p in labeler.relabel()} == {UNKNOWN}
+    for nonsense in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ConfigError, match="finite"):
+            labeler.set_unknown(nonsense)
 
 
 def test_a_support_change_relabels_without_embedding_again(
