@@ -38,7 +38,10 @@ def asker() -> Asker:
 def panel(qtbot, asker: Asker) -> Iterator[ClassPanel]:
     thumbnails = ThumbnailCache()
     classes = ClassModel(thumbnails)
-    panel = ClassPanel(SessionEditor(classes), ExampleModel(classes, thumbnails), ask=asker)
+    editor, examples = SessionEditor(classes), ExampleModel(classes, thumbnails)
+    panel = ClassPanel(editor, examples, ask=asker)
+    for owned in (thumbnails, classes, editor, examples):  # die with the panel, not before it
+        owned.setParent(panel)
     panel.messages = []  # type: ignore[attr-defined]
     panel.message.connect(panel.messages.append)  # type: ignore[attr-defined]
     qtbot.addWidget(panel)
@@ -129,8 +132,13 @@ def test_a_big_paste_asks_first(panel, asker, pattern_class, tmp_path) -> None:
     files = pattern_class(tmp_path / "photos", seed=1, count=MANY_EXAMPLES + 2)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in files])
-    QGuiApplication.clipboard().setMimeData(mime)
-    panel.paste()
+    clipboard = QGuiApplication.clipboard()
+    clipboard.setMimeData(mime)
+    try:
+        panel.paste()
+    finally:
+        # The clipboard owns `mime` now; left there, Python and Qt both free it at exit.
+        clipboard.clear()
     assert len(asker.questions) == 1
     assert panel.classes.examples(0) == []
 
