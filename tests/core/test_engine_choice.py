@@ -115,8 +115,10 @@ def test_openvino_streams_started_at_the_same_moment_never_deadlock(
     spec = glyph_loaded.spec
     for attempt in range(6):  # the first use happens once per process: a fresh one each time
         done = subprocess.run(
-            [sys.executable, "-c", OPENVINO_STREAMS_TOGETHER, str(model)]
-            + [str(spec.input_size), str(spec.channels)],
+            [
+                *(sys.executable, "-c", OPENVINO_STREAMS_TOGETHER, str(model)),
+                *(str(spec.input_size), str(spec.channels)),
+            ],
             capture_output=True,
             text=True,
             timeout=60,  # a deadlock fails here instead of hanging the suite

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 
-from fewshot_gui.core.session import Session, load_session, save_session
+from fewshot_gui.core.session import load_session
 from fewshot_gui.gui.about import about_text
 from fewshot_gui.gui.app import build_parser, preload
 from fewshot_gui.gui.export_dialog import ExportDialog
