@@ -62,6 +62,7 @@ class LabelingClient(QObject):
         self._gens = dict.fromkeys(KINDS, 0)
         self._tokens = {kind: CancelToken() for kind in KINDS}
         self._labeling = False
+        self._worker_deleted = False
         self._thread = QThread()
         self._thread.setObjectName("labeling-worker")
         self._worker = LabelingWorker(cache_dir, device, batch_size, engine)
@@ -122,7 +123,8 @@ class LabelingClient(QObject):
             kill_probes()
         self._thread.quit()
         finished = self._thread.wait(timeout_ms)
-        if finished:
+        if finished and not self._worker_deleted:  # a second close must not delete it again
+            self._worker_deleted = True
             self._worker.deleteLater()
         return finished
 
