@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.cli.test_cli import label_args
 from tests.conftest import make_labeling_task
 
 ROOT = Path(__file__).parents[2]
@@ -25,46 +26,22 @@ def fresh_env(tmp_path: Path) -> dict[str, str]:
 
 
 def label_command(task, model: Path, out: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "fewshot_gui.cli",
-        "label",
-        "--model",
-        str(model),
-        "--images",
-        str(task.images),
-        "--out",
-        str(out),
-        *[
-            arg
-            for name, paths in task.support.items()
-            for arg in ("--class", f"{name}={','.join(map(str, paths))}")
-        ],
-    ]
+    return [sys.executable, "-m", "fewshot_gui.cli", *label_args(task, model, out)]
+
+
+def label_in_child(task, model: Path, out: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    command = label_command(task, model, out)
+    env = fresh_env(tmp_path)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
 
 
 def test_the_first_run_measures_in_a_child_and_says_so(glyph_model: Path, tmp_path: Path) -> None:
     task = make_labeling_task(tmp_path / "task", classes=2, queries=10)
-    done = subprocess.run(
-        label_command(task, glyph_model, tmp_path / "labels.csv"),
-        capture_output=True,
-        text=True,
-        env=fresh_env(tmp_path),
-        timeout=300,
-        cwd=ROOT,
-    )
+    done = label_in_child(task, glyph_model, tmp_path / "labels.csv", tmp_path)
     assert done.returncode == 0, done.stderr
     assert "preparing the model for this computer: 100%" in done.stderr
     assert "the fastest measured" in done.stderr
-    second = subprocess.run(
-        label_command(task, glyph_model, tmp_path / "again.csv"),
-        capture_output=True,
-        text=True,
-        env=fresh_env(tmp_path),
-        timeout=300,
-        cwd=ROOT,
-    )
+    second = label_in_child(task, glyph_model, tmp_path / "again.csv", tmp_path)
     assert "preparing the model" not in second.stderr  # measured once per model and machine
     assert (tmp_path / "again.csv").read_text() == (tmp_path / "labels.csv").read_text()
 
