@@ -104,18 +104,6 @@ def test_a_worker_failure_shows_a_message(qtbot, make_window, tmp_path):
     assert window.banner.isVisible()
 
 
-def test_quitting_waits_for_the_worker(qtbot, make_window, pattern_class, tmp_path):
-    pattern_class(tmp_path / "ex" / "a", seed=1, count=2)
-    pattern_class(tmp_path / "many", seed=3, count=300)
-    window = make_window(batch_size=2)
-    window.class_panel.add_files([tmp_path / "ex"], "")
-    window.label_folder(tmp_path / "many")
-    qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=TIMEOUT)
-    thread = window.client._thread
-    window.close()
-    assert thread.isFinished()
-
-
 def test_window_geometry_is_restored(qtbot, make_window, settings_path):
     window = make_window(wait=False)
     window.resize(700, 500)
