@@ -147,9 +147,7 @@ def main() -> None:
                 capture_output=True,
             )
         trees[f"baseline {args.baseline}"] = base
-    print(
-        f"load average at start: {os.getloadavg()[0]:.1f} (2-minute: n/a), cores {os.cpu_count()}"
-    )
+    print(f"load average at start: {os.getloadavg()[0]:.1f}, cores {os.cpu_count()}")
     for name, tree in trees.items():
         marks = run(tree, args.quit_at, args.cap, args.wait_engine)
         shown = marks.get("started", float("nan"))
