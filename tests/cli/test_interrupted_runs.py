@@ -22,7 +22,8 @@ ROOT = Path(__file__).parents[2]
 def test_a_stopped_and_continued_run_writes_the_uninterrupted_manifest(
     stop: signal.Signals, glyph_model: Path, tmp_path: Path
 ) -> None:
-    task = make_labeling_task(tmp_path / "task", classes=3, queries=400)
+    # ~12 s on a quiet machine: the manifest's first write (after 5 s) lands mid-run.
+    task = make_labeling_task(tmp_path / "task", classes=3, queries=1000)
 
     def env(cache: str) -> dict[str, str]:  # the stopped run embeds anew: no shared cache
         return {**os.environ, "PYTHONUNBUFFERED": "1", "XDG_CACHE_HOME": str(tmp_path / cache)}
