@@ -23,7 +23,9 @@ def _add_episode_args(parser: argparse.ArgumentParser, way: int, shot: int, quer
 def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="meta-train a model on a folder-per-class dataset")
     train.add_argument("--method", choices=("protonet", "maml"), default="protonet")
-    train.add_argument("--backbone", default="conv4", help="conv4, conv4-rgb84 or lite0")
+    train.add_argument(
+        "--backbone", default="conv4", help="conv4, conv4-rgb84, lite0, lite2 or lite0+lite2"
+    )
     train.add_argument("--neck", default="", help="'', affine, linear:D or mlp:H,D")
     train.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean")
     train.add_argument("--data", type=Path, required=True, help="folder of class folders")

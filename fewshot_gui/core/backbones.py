@@ -58,18 +58,18 @@ class Conv4(nn.Module):
         return self.blocks(images).flatten(1)
 
 
-class FrozenLite0(nn.Module):
-    """EfficientNet-Lite0 with its ImageNet weights, frozen and always in eval mode."""
+class FrozenLite(nn.Module):
+    """An EfficientNet-Lite with its ImageNet weights, frozen and always in eval mode."""
 
-    def __init__(self) -> None:
+    def __init__(self, variant: str) -> None:
         super().__init__()
-        from .efficientnet_lite import build_lite0
+        from .efficientnet_lite import VARIANTS, build_lite
 
-        self.net = build_lite0(pretrained=True)
+        self.net = build_lite(VARIANTS[variant], pretrained=True)
         self.net.requires_grad_(False)
         self.net.eval()
 
-    def train(self, mode: bool = True) -> FrozenLite0:
+    def train(self, mode: bool = True) -> FrozenLite:
         # Batch-norm statistics of pretrained weights must never drift.
         super().train(mode)
         self.net.eval()
@@ -79,17 +79,42 @@ class FrozenLite0(nn.Module):
         return self.net(images)
 
 
-def _lite0_spec() -> BackboneSpec:
-    from .efficientnet_lite import LITE0_INPUT_SIZE, LITE0_MEAN, LITE0_STD
+class FrozenLiteEnsemble(nn.Module):
+    """Several frozen Lite models on the same input: (N, 3, H, W) -> (N, 1280 * members).
+
+    Each member's features are scaled to unit length before they are concatenated, so that
+    each member weighs the same in a cosine metric whatever the size of its activations
+    (measured better than plain concatenation; docs/models.md).
+    """
+
+    def __init__(self, variants: tuple[str, ...], unit_members: bool = True) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(FrozenLite(variant) for variant in variants)
+        self.unit_members = unit_members
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = [member(images) for member in self.members]
+        if self.unit_members:
+            features = [F.normalize(part, dim=1) for part in features]
+        return torch.cat(features, dim=1)
+
+
+# The input size each Lite backbone runs at; Lite2's native 260 measured worse than 224 on
+# held-out photo classes (docs/models.md, benchmarks/feature_choice.py).
+LITE_INPUT_SIZE = 224
+
+
+def _lite_spec(name: str, build: Callable[[], nn.Module], members: int = 1) -> BackboneSpec:
+    from .efficientnet_lite import LITE_FEATURE_DIM, LITE_MEAN, LITE_STD
 
     return BackboneSpec(
-        name="lite0",
-        input_size=LITE0_INPUT_SIZE,
+        name=name,
+        input_size=LITE_INPUT_SIZE,
         channels=3,
-        mean=LITE0_MEAN,
-        std=LITE0_STD,
-        feature_dim=1280,
-        build=FrozenLite0,
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        feature_dim=LITE_FEATURE_DIM * members,
+        build=build,
         pretrained=True,
     )
 
@@ -114,7 +139,11 @@ _REGISTRY: dict[str, Callable[[], BackboneSpec]] = {
         feature_dim=64 * 5 * 5,
         build=lambda: Conv4(in_channels=3),
     ),
-    "lite0": _lite0_spec,
+    "lite0": lambda: _lite_spec("lite0", lambda: FrozenLite("lite0")),
+    "lite2": lambda: _lite_spec("lite2", lambda: FrozenLite("lite2")),
+    "lite0+lite2": lambda: _lite_spec(
+        "lite0+lite2", lambda: FrozenLiteEnsemble(("lite0", "lite2")), members=2
+    ),
 }
 
 

