@@ -154,14 +154,19 @@ def throughput(args: argparse.Namespace) -> None:
 def relabel(args: argparse.Namespace) -> None:
     """Re-labeling `--relabel-rows` cached embeddings after a support change.
 
-    The rows are the folder's real embeddings (its images' cached Lite0 features through the
-    model's neck), repeated with 1% noise up to the count, so margins between classes and
-    clutter are as a real folder has them. The baseline, same run: the same scoring in float32
-    on torch's default matrix product instead of FBGEMM's half-precision one.
+    The rows are the folder's real embeddings (its images' cached backbone features through
+    the model's neck: 1,280 per image for Lite0 or Lite2, 2,560 for the two together),
+    repeated with 1% noise up to the count, so margins between classes and clutter are as a
+    real folder has them. The baseline, same run: the same scoring in float32 on torch's
+    default matrix product instead of FBGEMM's half-precision one.
     """
     loaded = load_model(args.model)
-    pool = ImagePool.from_folder(args.data)
-    features = drive(pool_inputs(loaded.model, loaded.spec, pool, cache_dir()))
+    # Every image, read as `fewshot train --val-holdout K` splits them, so the features that
+    # training cached serve here too.
+    pools = ImagePool.from_folder(args.data).split_holdout_groups(args.holdout)
+    features = torch.cat(
+        [drive(pool_inputs(loaded.model, loaded.spec, pool, cache_dir())) for pool in pools]
+    )
     with torch.no_grad():
         real = loaded.model.encoder.neck(features).numpy()
     rng = np.random.default_rng(0)
@@ -279,6 +284,7 @@ def main() -> None:
     parser.add_argument("--reference-images", type=int, default=320)
     parser.add_argument("--bound-seconds", type=float, default=8.0)
     parser.add_argument("--relabel-rows", type=int, default=100_000)
+    parser.add_argument("--holdout", type=int, default=20, help="relabel: features cached as split")
     parser.add_argument("--memory-images", type=int, default=20_000)
     parser.add_argument("--scratch", type=Path, default=None, help="where to copy images")
     parser.add_argument("--only", choices=("throughput", "relabel", "memory"))

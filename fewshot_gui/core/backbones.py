@@ -30,6 +30,8 @@ class BackboneSpec:
     build: Callable[[], nn.Module]
     pretrained: bool = False
     invert: bool = False
+    # An ensemble's member backbones by name; its module combines their features (`combine`).
+    members: tuple[str, ...] = ()
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -93,10 +95,13 @@ class FrozenLiteEnsemble(nn.Module):
         self.unit_members = unit_members
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = [member(images) for member in self.members]
+        return self.combine([member(images) for member in self.members])
+
+    def combine(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """Each member's features (N, 1280), in order -> the ensemble's (N, 1280 * members)."""
         if self.unit_members:
-            features = [F.normalize(part, dim=1) for part in features]
-        return torch.cat(features, dim=1)
+            parts = [F.normalize(part, dim=1) for part in parts]
+        return torch.cat(parts, dim=1)
 
 
 # The input size each Lite backbone runs at; Lite2's native 260 measured worse than 224 on
@@ -104,7 +109,7 @@ class FrozenLiteEnsemble(nn.Module):
 LITE_INPUT_SIZE = 224
 
 
-def _lite_spec(name: str, build: Callable[[], nn.Module], members: int = 1) -> BackboneSpec:
+def _lite_spec(name: str, members: tuple[str, ...] = ()) -> BackboneSpec:
     from .efficientnet_lite import LITE_FEATURE_DIM, LITE_MEAN, LITE_STD
 
     return BackboneSpec(
@@ -113,9 +118,10 @@ def _lite_spec(name: str, build: Callable[[], nn.Module], members: int = 1) -> B
         channels=3,
         mean=LITE_MEAN,
         std=LITE_STD,
-        feature_dim=LITE_FEATURE_DIM * members,
-        build=build,
+        feature_dim=LITE_FEATURE_DIM * max(1, len(members)),
+        build=(lambda: FrozenLiteEnsemble(members)) if members else (lambda: FrozenLite(name)),
         pretrained=True,
+        members=members,
     )
 
 
@@ -139,11 +145,9 @@ _REGISTRY: dict[str, Callable[[], BackboneSpec]] = {
         feature_dim=64 * 5 * 5,
         build=lambda: Conv4(in_channels=3),
     ),
-    "lite0": lambda: _lite_spec("lite0", lambda: FrozenLite("lite0")),
-    "lite2": lambda: _lite_spec("lite2", lambda: FrozenLite("lite2")),
-    "lite0+lite2": lambda: _lite_spec(
-        "lite0+lite2", lambda: FrozenLiteEnsemble(("lite0", "lite2")), members=2
-    ),
+    "lite0": lambda: _lite_spec("lite0"),
+    "lite2": lambda: _lite_spec("lite2"),
+    "lite0+lite2": lambda: _lite_spec("lite0+lite2", members=("lite0", "lite2")),
 }
 
 

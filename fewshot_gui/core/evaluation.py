@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from .backbones import BackboneSpec
+from .backbones import BackboneSpec, get_backbone
 from .config import EpisodeConfig
 from .datasets import (
     EpisodeSampler,
@@ -138,8 +139,26 @@ def pool_inputs(
     """Every image of a pool as model input: normalized images (N, C, H, W), or for a frozen
     pretrained backbone its features (N, D), computed once and cached on disk."""
     what = f"{len(pool.paths)} {role + ' ' if role else ''}images"
+    if spec.pretrained:
+        return (yield from _frozen_features(model.encoder.backbone, spec, pool, cache_dir, what))
+    yield Stage(f"reading {what} of {len(pool.class_names)} classes")
+    return to_tensor(load_pixels(pool, spec, cache_dir), spec)
+
+
+def _frozen_features(
+    backbone: nn.Module, spec: BackboneSpec, pool: ImagePool, cache_dir: Path | None, what: str
+) -> Generator[Stage, None, torch.Tensor]:
+    """A frozen backbone's features (N, D) of every image in `pool`, cached on disk. An
+    ensemble combines its members' features, each cached on its own (and so shared with
+    the members' own models); only the members' are kept, so the combination never goes stale."""
+    if spec.members:
+        parts = []
+        for member, module in zip(spec.members, backbone.members, strict=True):
+            member_spec = dataclasses.replace(get_backbone(member), input_size=spec.input_size)
+            parts.append((yield from _frozen_features(module, member_spec, pool, cache_dir, what)))
+        return backbone.combine(parts)
     cache_file = None
-    if spec.pretrained and cache_dir is not None:
+    if cache_dir is not None:
         key = json.dumps([str(pool.root), pool.fingerprint(), spec.name, spec.input_size])
         name = hashlib.sha256(key.encode()).hexdigest()[:20]
         cache_file = cache_dir / f"features-{spec.name}-{name}.npy"
@@ -148,11 +167,8 @@ def pool_inputs(
             if len(features) == len(pool.paths):
                 return torch.from_numpy(features)
     yield Stage(f"reading {what} of {len(pool.class_names)} classes")
-    pixels = load_pixels(pool, spec, None if spec.pretrained else cache_dir)
-    if not spec.pretrained:
-        return to_tensor(pixels, spec)
+    pixels = load_pixels(pool, spec, None)
     yield Stage(f"computing {spec.name} features of {what}")
-    backbone = model.encoder.backbone
     with torch.no_grad():
         features = torch.cat(
             [backbone(to_tensor(pixels[i : i + 64], spec)) for i in range(0, len(pixels), 64)]
