@@ -15,16 +15,34 @@ Conv-4 at 84 px did 12 images/s under load: hence the 28 px model.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 TICK_MS = 5
+STALL_MS = 150
+
+
+def trace_stalls(log: Path) -> Callable[[], None]:
+    """Arm faulthandler to write every thread's stack to `log` each STALL_MS the GUI thread
+    stays late; returns the re-arming call for each heartbeat tick.
+
+    faulthandler's watchdog is a C thread that needs no GIL, so it also sees a stall in which
+    one thread holds the GIL: the stack marked "Current thread" is the holder.
+    """
+    out = log.open("w")
+
+    def rearm() -> None:
+        faulthandler.dump_traceback_later(STALL_MS / 1000, repeat=True, file=out)
+
+    return rearm
 
 
 def write_folder(folder: Path, count: int) -> list[Path]:
@@ -56,6 +74,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "fewshot-100k")
     parser.add_argument("--engine", default="torch")
     parser.add_argument("--model", default="omniglot-conv4-protonet")
+    parser.add_argument(
+        "--trace-stalls",
+        type=Path,
+        metavar="LOG",
+        help=f"write every thread's stack to LOG each {STALL_MS} ms the GUI thread is late",
+    )
     args = parser.parse_args()
 
     from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
@@ -84,11 +108,18 @@ def main() -> None:
     clock = QElapsedTimer()
     clock.start()
     last = [clock.elapsed()]
+    rearm = trace_stalls(args.trace_stalls) if args.trace_stalls else None
+
+    worst: list[tuple[float, float, int]] = []  # (gap ms, at s, rows then) of the labeling run
 
     def tick() -> None:
         now = clock.elapsed()
         gaps.append(now - last[0])
+        if gaps[-1] > 100:
+            worst.append((gaps[-1], now / 1000, window.results.rowCount()))
         last[0] = now
+        if rearm is not None:
+            rearm()
 
     heartbeat = QTimer(interval=TICK_MS)
     heartbeat.timeout.connect(tick)
@@ -111,6 +142,7 @@ def main() -> None:
     wait_until(lambda: not window.client.labeling, 3600)
     seconds = time.perf_counter() - labeling
     heartbeat.stop()
+    faulthandler.cancel_dump_traceback_later()
     rows = window.results.rowCount()
     print(
         f"labeled {rows} files in {seconds:.0f} s ({rows / seconds:.0f} images/s); "
@@ -118,6 +150,8 @@ def main() -> None:
         f"p99 {np.percentile(gaps, 99):.0f} ms, max {max(gaps):.0f} ms "
         f"({sum(g > 100 for g in gaps)} over 100 ms); peak RSS {peak_rss_mb():.0f} MB"
     )
+    for gap, at, rows_then in worst:
+        print(f"  a {gap:.0f} ms gap ended {at:.1f} s into the run, {rows_then} rows in the grid")
 
     arrived: list[float] = []
     window.client.relabeled.connect(lambda _labels: arrived.append(time.perf_counter()))
@@ -134,6 +168,7 @@ def main() -> None:
         app.processEvents()  # the grid takes the labels
         on_screen = time.perf_counter() - edit
         heartbeat.stop()
+        faulthandler.cancel_dump_traceback_later()
         print(
             f"correction ({shown}): new labels on screen {1000 * on_screen:.0f} ms after the "
             f"edit; longest gap {max(gaps, default=0):.0f} ms"

@@ -24,6 +24,10 @@ from fewshot_gui.workers.labeling_worker import (
 
 __all__ = ["Adaptation", "LabelingClient", "ModelInfo", "Progress"]
 QUIT_WAIT_MS = 1500  # quitting waits this long for the worker's current step, then gives up
+# Every call from Qt into Python (a model's data(), a view's override, a timer's slot) takes
+# the GIL back on the GUI thread; while the worker runs Python, each take waited out Python's
+# 5 ms switch interval, and a repaint made of hundreds of them stalled for seconds.
+GIL_SWITCH_S = 0.0002
 
 
 class LabelingClient(QObject):
@@ -59,6 +63,9 @@ class LabelingClient(QObject):
         engine: str = "auto",
     ) -> None:
         super().__init__(parent)
+        # No lower priority for the worker either: a thread that holds the GIL must not wait
+        # behind other processes for a core while the GUI thread waits for the GIL.
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_S))
         self._gens = dict.fromkeys(KINDS, 0)
         self._tokens = {kind: CancelToken() for kind in KINDS}
         self._labeling = False
@@ -68,7 +75,6 @@ class LabelingClient(QObject):
         self._worker = LabelingWorker(cache_dir, device, batch_size, engine)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.shutdown)
-        self._thread.started.connect(self._worker.yield_to_gui)
         self._wire()
         self._thread.start()
 

@@ -6,10 +6,6 @@ thread, never at import time of this module.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
@@ -22,7 +18,6 @@ from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken
 
-WORKER_NICE = 10  # added to the app's own nice value
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 PROBE_POLL_MS = 200  # how often the worker reads the engine measurement's progress
@@ -104,19 +99,6 @@ class LabelingWorker(QObject):
         self._timer: QTimer | None = None
         self._probe: Any = None  # core.engine_choice.EngineProbe while one measures
         self._probe_timer: QTimer | None = None
-
-    @Slot()
-    def yield_to_gui(self) -> None:
-        """Run this thread, and the decode and inference threads it starts, at a lower priority.
-
-        Linux gives each thread its own nice value and new threads inherit it, so the GUI
-        thread wins a contended core and stays responsive; elsewhere this does nothing.
-        """
-        self.native_id = threading.get_native_id()
-        if sys.platform.startswith("linux"):
-            with contextlib.suppress(OSError):
-                nice = os.getpriority(os.PRIO_PROCESS, self.native_id) + WORKER_NICE
-                os.setpriority(os.PRIO_PROCESS, self.native_id, min(nice, 19))
 
     @Slot()
     def list_models(self) -> None:
