@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from gui_responsiveness import StallMeter
 
-TICK_MS = 5
 STALL_MS = 150
 
 
@@ -82,7 +82,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     from fewshot_gui.gui.main_window import MainWindow
@@ -104,25 +104,17 @@ def main() -> None:
     )
     window.show()
     window.start()
-    gaps: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.elapsed()]
     rearm = trace_stalls(args.trace_stalls) if args.trace_stalls else None
+    begun = time.perf_counter()
+    worst: list[tuple[float, float, int]] = []  # (gap ms, at s, rows then) of each long gap
 
-    worst: list[tuple[float, float, int]] = []  # (gap ms, at s, rows then) of the labeling run
-
-    def tick() -> None:
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        if gaps[-1] > 100:
-            worst.append((gaps[-1], now / 1000, window.results.rowCount()))
-        last[0] = now
+    def on_tick(gap_ms: float) -> None:
+        if gap_ms > 100:
+            worst.append((gap_ms, time.perf_counter() - begun, window.results.rowCount()))
         if rearm is not None:
             rearm()
 
-    heartbeat = QTimer(interval=TICK_MS)
-    heartbeat.timeout.connect(tick)
+    meter = StallMeter(on_tick)
 
     def wait_until(condition, timeout_s: float) -> float:
         begin = time.perf_counter()
@@ -135,23 +127,22 @@ def main() -> None:
 
     wait_until(lambda: window.model_info is not None, 120)
     window.editor.add_examples({"dark": examples[1::2], "light": examples[0::2]})
-    heartbeat.start()
+    meter.start()
     labeling = time.perf_counter()
     window.label_folder(images[0].parent)
     wait_until(lambda: window.client.labeling, 60)
     wait_until(lambda: not window.client.labeling, 3600)
     seconds = time.perf_counter() - labeling
-    heartbeat.stop()
+    meter.stop()
     faulthandler.cancel_dump_traceback_later()
     rows = window.results.rowCount()
     print(
         f"labeled {rows} files in {seconds:.0f} s ({rows / seconds:.0f} images/s); "
-        f"event-loop gaps: median {statistics.median(gaps):.0f} ms, "
-        f"p99 {np.percentile(gaps, 99):.0f} ms, max {max(gaps):.0f} ms "
-        f"({sum(g > 100 for g in gaps)} over 100 ms); peak RSS {peak_rss_mb():.0f} MB"
+        f"median gap {statistics.median(meter.gaps):.0f} ms; {meter.summary()}; "
+        f"peak RSS {peak_rss_mb():.0f} MB"
     )
     for gap, at, rows_then in worst:
-        print(f"  a {gap:.0f} ms gap ended {at:.1f} s into the run, {rows_then} rows in the grid")
+        print(f"  a {gap:.0f} ms gap ended {at:.1f} s after the window, {rows_then} rows shown")
 
     arrived: list[float] = []
     window.client.relabeled.connect(lambda _labels: arrived.append(time.perf_counter()))
@@ -160,18 +151,17 @@ def main() -> None:
             window.results_panel.set_filter("dark")
         target = images[3]
         arrived.clear()
-        gaps.clear()
-        heartbeat.start()
+        meter.start()
         edit = time.perf_counter()
         window.editor.correct([target], "light")
         wait_until(lambda: bool(arrived), 60)
         app.processEvents()  # the grid takes the labels
         on_screen = time.perf_counter() - edit
-        heartbeat.stop()
+        meter.stop()
         faulthandler.cancel_dump_traceback_later()
         print(
             f"correction ({shown}): new labels on screen {1000 * on_screen:.0f} ms after the "
-            f"edit; longest gap {max(gaps, default=0):.0f} ms"
+            f"edit; {meter.summary()}"
         )
         window.editor.undo_stack.undo()
         wait_until(lambda: len(arrived) > 1, 60)

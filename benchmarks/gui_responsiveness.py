@@ -121,11 +121,13 @@ def time_startup(kind: str, repeats: int, env: dict[str, str]) -> tuple[float, b
 
 
 class StallMeter:
-    """Gaps between the ticks of a 5 ms precise timer on the GUI thread."""
+    """Gaps between the ticks of a 5 ms precise timer on the GUI thread; `on_tick(gap_ms)`
+    runs after each tick."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_tick: Callable[[float], None] | None = None) -> None:
         from PySide6.QtCore import Qt, QTimer
 
+        self._on_tick = on_tick
         self.gaps: list[float] = []
         # Of each gap, the ms the GUI thread ran on a CPU, and the ms it was ready to run but
         # waited for one (Linux schedstat): the rest it was blocked, e.g. on the GIL.
@@ -153,6 +155,8 @@ class StallMeter:
         self.ran.append(ran - self._last_ran)
         self.queued.append(queued - self._last_queued)
         self._last, self._last_ran, self._last_queued = now, ran, queued
+        if self._on_tick is not None:
+            self._on_tick(self.gaps[-1])
 
     def summary(self) -> str:
         gaps = sorted(self.gaps)
