@@ -96,6 +96,8 @@ def main() -> None:
         each_unit = torch.cat([F.normalize(first, dim=1), F.normalize(second, dim=1)], dim=1)
         rows.append((f"{pair}, each unit length, concatenated", each_unit))
         rows.append((f"{pair}, concatenated", torch.cat([first, second], dim=1)))
+    # Episodes are small products: one thread, which a busy machine does not stall.
+    torch.set_num_threads(1)
     header = " | ".join(f"{way}w{shot}s" for way, shot in SETTINGS)
     print(f"\n| features | metric | {header} |")
     print("|---|---|" + "---|" * len(SETTINGS))
