@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from fewshot_gui.core.errors import ExportError
 from fewshot_gui.core.export import (
+    DiskFullError,
     PlannedOp,
     default_journal_path,
     execute_export,
@@ -287,7 +288,11 @@ class ExportDialog(QDialog):
                 write_manifest(rows, manifest, meta=meta)
                 done.append(f"wrote {manifest.name}")
             if plan and journal is not None:
-                summary = yield from execute_export(plan, mode, journal, cancel=token)
+                try:
+                    summary = yield from execute_export(plan, mode, journal, cancel=token)
+                except DiskFullError as error:
+                    # What was done stands and its journal is whole: offer to undo it.
+                    return error.journal, str(error)
                 done.append(f"{PAST[mode]} {summary.done} file(s), {summary.failed} failed")
             return journal, "Export finished: " + "; ".join(done)
 

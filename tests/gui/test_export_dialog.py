@@ -1,11 +1,13 @@
 """The export dialog on a real labeled window: choices kept across restarts, links, unreadable
 files kept out of the class folders, and the undo state read from the journal, also after a
-session is reopened. About lists the engines."""
+session is reopened, also after a full disk stopped the export. About lists the engines."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import shutil
 from importlib.metadata import version
 from pathlib import Path
 
@@ -171,3 +173,36 @@ def test_about_lists_every_engine_with_its_version():
         ("OpenVINO", "openvino"),
     ):
         assert f"<td>{name}</td><td>{version(distribution)}</td>" in text
+
+
+def test_an_export_stopped_by_a_full_disk_can_be_undone(
+    qtbot, make_window, pattern_class, tmp_path, monkeypatch
+):
+    window, images, _broken = labeled_window(qtbot, make_window, pattern_class, tmp_path)
+    window.open_export()
+    dialog = window.findChild(ExportDialog)
+    dialog.manifest_box.setChecked(False)
+    dialog.files_box.setChecked(True)
+    dialog.destination.setText(str(tmp_path / "sorted"))
+    real_copy, copies = shutil.copyfileobj, []
+
+    def copyfileobj(reader, writer, length: int = 0) -> None:
+        if len(copies) == 3:  # the disk fills up on the fourth file
+            writer.write(reader.read(100))
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copies.append(reader.name)
+        real_copy(reader, writer, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", copyfileobj)
+    journal = export(qtbot, dialog)
+    assert "disk filled up" in dialog.status.text()
+    assert len(list((tmp_path / "sorted").rglob("*.png"))) == 3
+    assert dialog.undo_button.isEnabled() and window.last_journal == journal
+    assert undo_offered(window)
+    monkeypatch.setattr(shutil, "copyfileobj", real_copy)
+
+    with qtbot.waitSignal(dialog.undone, timeout=TIMEOUT):
+        qtbot.mouseClick(dialog.undo_button, Qt.MouseButton.LeftButton)
+    assert journal_state(journal) == "undone"
+    assert not any((tmp_path / "sorted").rglob("*.png"))
+    assert all(p.exists() for p in images)
