@@ -5,22 +5,26 @@ photos of other held-out classes, all in one folder. The reviewer walks the labe
 first and corrects the first wrong one it meets (to its class, or to `unknown` for clutter);
 the folder is labeled again after each correction. Task families (`--families`):
 
-- shot5: the issue's tasks, 5 examples per class, seeded classes;
+- look5: the issue's tasks made hard enough to measure "12 corrections fix 18": 5 examples,
+  a seeded class with its nearest look-alike (as crayfish and lobster) and 3 seeded classes,
+  about 40 images each (37 for the three classes of 42 or 43 photos), and the clutter drawn
+  from the 5 other classes nearest to the chosen ones;
+- shot5: 5 examples per class, seeded classes and clutter (the issue's task as drawn at first);
 - hard5: 5 examples, a seeded class and its 4 nearest look-alikes;
-- shot1, hard1: the same with 1 example per class, so that a task starts with enough wrong
-  labels for "12 corrections fix 18" to be measurable (the figures say which do).
+- shot1, hard1: the same with 1 example per class.
 
 Arms, on the same tasks:
 
-- today: a correction only becomes an example of its class (nothing pinned, and clutter
-  cannot be corrected, so the reviewer passes over wrong clutter labels);
-- pinned: the same examples, plus `Labeler.set_corrections` with `spread=None` (pinned labels
-  and each correction its own prototype, nothing more);
+- today: a correction only becomes an example of its class (calibrated with the others,
+  nothing pinned, and clutter cannot be corrected, so the reviewer passes over wrong clutter);
+- pinned: `Labeler.set_corrections` with `spread=None`: labels pinned, each correction its
+  own prototype and a member of its class mean (the threshold calibrated without it);
 - propagate: pinned, plus label propagation of each correction's residual over the kNN graph
   of the rows near the corrections (`propagation.propagate_corrections` with `Propagation()`:
   the Labeler does not ship it, so `relabel_propagated` here runs the Labeler's steps with it);
-- reach: the shipped default `Spread()`: pinned, plus each correction moving the unknown
-  boundary of its nearest class for the rows among its 20 nearest.
+- reach: the shipped default `Spread()`: pinned, plus each `unknown` correction moving the
+  boundary in for the rows among its 20 nearest, and each correction of a class with one
+  example (a guessed threshold) widening that class's boundary out to it.
 
 Accuracy counts every image in the folder: in-class images right, clutter `unknown`.
 Embeddings come from the Labeler's disk cache (`--cache`), so only the first run reads photos.
@@ -57,7 +61,13 @@ ARMS = {  # each arm's `Labeler.spread`; propagate adds `relabel_propagated` to 
     "propagate": None,
     "reach": Spread(),
 }
-FAMILIES = {"shot5": (5, False), "hard5": (5, True), "shot1": (1, False), "hard1": (1, True)}
+FAMILIES = {  # shot, draw (see `make_task`)
+    "look5": (5, "pair"),
+    "shot5": (5, "random"),
+    "hard5": (5, "near"),
+    "shot1": (1, "random"),
+    "hard1": (1, "near"),
+}
 TARGET_WRONG = 18  # the issue's target: 12 corrections fix 18 wrong labels
 
 
@@ -75,37 +85,51 @@ def make_task(
     per_class: int,
     clutter: int,
     means: dict[str, np.ndarray] | None = None,
+    draw: str = "random",
 ) -> Task:
     """Seeded classes and images from the held-out pool (the model never trained on them).
 
-    With class `means`, the task is hard: a seeded class and the `way - 1` classes nearest
-    to it, the look-alikes a person ends up correcting.
+    `draw` (the last two need class `means`): `random` classes and clutter; `near`, a seeded
+    class and the `way - 1` classes nearest to it, the look-alikes a person ends up
+    correcting; `pair`, a seeded class, its nearest look-alike and `way - 2` random classes
+    (as crayfish and lobster in the issue's task), each with about `per_class` images (at
+    least `per_class - 5`), and clutter from the 5 other classes nearest to the chosen ones.
     """
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[Path]] = {n: [] for n in held.class_names}
     for path, label in zip(held.paths, held.labels, strict=True):
         by_class[held.class_names[label]].append(path)
-    eligible = sorted(n for n, ps in by_class.items() if len(ps) >= shot + per_class)
-    if means is None:
+    least = shot + per_class - (5 if draw == "pair" else 0)
+    eligible = sorted(n for n, ps in by_class.items() if len(ps) >= least)
+    if draw == "random":
         chosen = sorted(rng.choice(eligible, way, replace=False).tolist())
     else:
+        assert means is not None, f"{draw} tasks need the class means"
         first = eligible[rng.integers(len(eligible))]
         near = sorted(eligible, key=lambda n: -float(means[n] @ means[first]))
-        chosen = sorted(near[:way])
+        chosen = near[:way] if draw == "near" else near[:2]
+        if draw == "pair":
+            rest = [n for n in eligible if n not in chosen]
+            chosen += rng.choice(rest, way - 2, replace=False).tolist()
+        chosen = sorted(chosen)
     examples: dict[str, list[Path]] = {}
     truth: dict[Path, str] = {}
     for name in chosen:
         photos = [by_class[name][i] for i in rng.permutation(len(by_class[name]))]
         examples[name] = photos[:shot]
         truth.update(dict.fromkeys(photos[shot : shot + per_class], name))
-    others = sorted(p for n, ps in by_class.items() if n not in chosen for p in ps)
+    classes = [n for n in held.class_names if n not in chosen]
+    if draw == "pair" and means is not None:
+        closeness = {n: max(float(means[n] @ means[c]) for c in chosen) for n in classes}
+        classes = sorted(classes, key=lambda n: -closeness[n])[:5]
+    others = sorted(p for n in classes for p in by_class[n])
     picked = rng.choice(len(others), clutter, replace=False)
     truth.update(dict.fromkeys((others[i] for i in picked), UNKNOWN))
     return Task(examples, truth)
 
 
 def class_means(labeler: Labeler, held: ImagePool) -> dict[str, np.ndarray]:
-    """Each held-out class's mean direction in the model's point space (for `--hard`)."""
+    """Each held-out class's mean direction in the model's point space (to draw look-alikes)."""
     drive(labeler.set_support(SupportSet.from_mapping({"any": [held.paths[0]]})))
     labeler.forget()
     drive(labeler.label(list(held.paths)))
@@ -194,15 +218,16 @@ def review(labeler: Labeler, task: Task, arm: str, corrections: int) -> list[flo
         corrected[paths[wrong[0]]] = str(truth[wrong[0]])
 
 
-def summary(arm: str, table: np.ndarray, n: int, corrections: int) -> str:
-    """Mean curve, net fixed per task, and worst drop of one arm on one family."""
+def summary(arm: str, table: np.ndarray, n: np.ndarray, corrections: int) -> str:
+    """Mean curve, net fixed per task, and worst drop of one arm on one family (`n` images
+    per task)."""
     net = np.round((table[:, -1] - table[:, 0]) * n / 100).astype(int)
     wrong = np.round((100 - table[:, 0]) * n / 100).astype(int)
     worst = max(float((-np.diff(table, axis=1)).max()), 0.0) + 0.0  # never "-0.00"
     enough = wrong >= TARGET_WRONG
     where = (
         f"; on the {int(enough.sum())} tasks with >= {TARGET_WRONG} wrong: "
-        f"{net[enough].tolist()} (mean {net[enough].mean():.1f})"
+        f"{net[enough].tolist()} (mean {net[enough].mean():.1f}, worst {net[enough].min()})"
         if enough.any()
         else f"; no task starts with >= {TARGET_WRONG} wrong"
     )
@@ -282,14 +307,15 @@ def main() -> None:
     started = time.perf_counter()
     means = class_means(labeler, held)
     curves: dict[str, dict[str, list[list[float]]]] = {}
+    images: dict[str, list[int]] = {}  # per family, each task's folder size
     for family in args.families.split(",") if args.tasks else ():
-        shot, hard = FAMILIES[family]
+        shot, draw = FAMILIES[family]
         curves[family] = {arm: [] for arm in ARMS}
+        sizes = images[family] = []
         for t in range(args.tasks):
             seed = args.seed + t
-            task = make_task(
-                held, seed, args.way, shot, args.per_class, args.clutter, means if hard else None
-            )
+            task = make_task(held, seed, args.way, shot, args.per_class, args.clutter, means, draw)
+            sizes.append(len(task.truth))
             for arm in ARMS:
                 curve = review(labeler, task, arm, args.corrections)
                 curves[family][arm].append(curve)
@@ -298,15 +324,16 @@ def main() -> None:
                         f"{family} task {seed} {sorted(task.examples)} {arm:>9}: "
                         + " ".join(f"{a:.1f}" for a in curve)
                     )
-        n = len(task.truth)
-        print(f"\n{family}: {args.tasks} tasks of {shot} shot, {n} images each")
+        print(f"\n{family}: {args.tasks} tasks of {shot} shot, {min(sizes)} to {max(sizes)} images")
         for arm in ARMS:
-            print(summary(arm, np.array(curves[family][arm]), n, args.corrections))
+            table = np.array(curves[family][arm])
+            print(summary(arm, table, np.array(sizes), args.corrections))
     print(f"\n{time.perf_counter() - started:.0f}s")
     if args.speed_rows:
         relabel_speed(labeler, held, args.speed_rows, args.corrections)
     if args.json:
-        args.json.write_text(json.dumps({**vars(args), "curves": curves}, default=str, indent=1))
+        record = {**vars(args), "curves": curves, "images": images}
+        args.json.write_text(json.dumps(record, default=str, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """A person's corrections: read from a CSV, folded into a support set as the app does, and
-what they say of the other images (each a prototype of its own label, and a reach)."""
+what they say of the other images (each a prototype of its own label, a reach, and for a
+class whose boundary was a guess, how far that class goes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,14 +55,18 @@ def apply_corrections(support: SupportSet, corrections: Mapping[Path, str]) -> S
 
 @dataclass(frozen=True)
 class Spread:
-    """How far corrections act beyond their own images (see `reach_boundary`).
+    """How far corrections act beyond their own images.
 
-    `reach`: a correction that moves the unknown boundary moves it only for the rows among
-    its `reach` nearest (`benchmarks/review_effort.py` measured 20 against 10 and 40; it
-    also measures label propagation, `propagation.propagate_corrections`, which lost).
+    `reach` (`reach_boundary`): an `unknown` correction under the threshold moves the
+    boundary in only for the rows among its `reach` nearest (`benchmarks/review_effort.py`
+    measured 20 against 10 and 40; it also measures label propagation,
+    `propagation.propagate_corrections`, which lost). `widen` (`widen_boundary`): a class
+    correction beyond the threshold of a class whose threshold is a guess moves that
+    class's whole boundary out.
     """
 
     reach: int = 20
+    widen: bool = True
 
 
 def as_prototypes(
@@ -94,47 +100,83 @@ def as_prototypes(
     return scores, far, verdict
 
 
-def reach_boundary(
-    verdict: np.ndarray,
-    scores: torch.Tensor,
-    far: torch.Tensor,
-    distance: torch.Tensor,
-    pin_scores: torch.Tensor,
-    pin_far: torch.Tensor,
-    pin_labels: torch.Tensor,
-    usable: torch.Tensor,
-    threshold: float,
-    reach: int,
-) -> np.ndarray:
-    """`verdict` (n,) with the unknown boundary moved near each correction that crosses it.
+class Evidence(NamedTuple):
+    """What the rows and the corrections say of the unknown boundary: `scores` (n, n_way)
+    and novelty `far` (n,) of the rows by the prototypes alone; `distance` (n, pins) from
+    each row to each correction; `pin_scores` (pins, n_way), `pin_far` (pins,) score the
+    corrections themselves; `pin_labels` (pins,) as in `as_prototypes`; `usable` (n,) bool:
+    the rows that were embedded; the novelty `threshold`."""
 
-    A class correction of an image the threshold made unknown makes known (-1) the rows of
-    the same nearest class among its `reach` nearest that are no farther from the class; an
-    `unknown` correction of an image under the threshold makes unknown (1) such rows that are
-    no nearer. Where both say something of a row, neither acts and the threshold decides;
-    a row `verdict` already decides (not 0) keeps its verdict.
+    scores: torch.Tensor
+    far: torch.Tensor
+    distance: torch.Tensor
+    pin_scores: torch.Tensor
+    pin_far: torch.Tensor
+    pin_labels: torch.Tensor
+    usable: torch.Tensor
+    threshold: float
 
-    `scores` (n, n_way) and novelty `far` (n,) are the prototypes' alone; `distance` (n,
-    pins) from each row to each correction; `pin_scores` (pins, n_way), `pin_far` (pins,)
-    score the corrections themselves; `pin_labels` (pins,) as in `as_prototypes`; `usable`
-    (n,) bool: the rows that were embedded.
+
+def reach_boundary(verdict: np.ndarray, evidence: Evidence, reach: int) -> np.ndarray:
+    """`verdict` (n,) with the unknown boundary moved in near each `unknown` correction.
+
+    An `unknown` correction of an image under the threshold makes unknown (1) the rows of
+    the same nearest class among its `reach` nearest that are no nearer to the class. A row
+    `verdict` already decides (not 0) keeps its verdict. A class correction moves no
+    boundary here: the boundary of a class with a measured threshold stays (moving it near
+    each correction turned right labels wrong on look-alike clutter,
+    `benchmarks/review_effort.py`), one with a guessed threshold widens (`widen_boundary`).
     """
+    scores, far, distance, pin_scores, pin_far, pin_labels, usable, threshold = evidence
     n = len(far)
-    pin_near = pin_scores.argmax(1)
-    stretch = (pin_labels >= 0) & (pin_near == pin_labels) & (pin_far > threshold)
-    stop = (pin_labels < 0) & (pin_far <= threshold)
-    acting = stretch | stop  # only these pins move the boundary: the rest cost nothing
+    acting = (pin_labels < 0) & (pin_far <= threshold)  # only these pins cost anything
     if not bool(acting.any()):
         return verdict
-    stretch, pin_near, pin_far = stretch[acting], pin_near[acting], pin_far[acting]
+    pin_near, pin_far = pin_scores.argmax(1)[acting], pin_far[acting]
     local = distance.T[acting].masked_fill(~usable, torch.inf)  # (pins, n): rows contiguous
     radius = local.topk(min(reach, n), dim=1, largest=False).values[:, -1:]
     close = (local <= radius) & usable & (pin_near[:, None] == scores.argmax(1))
-    known = (close & (stretch[:, None] & (far <= pin_far[:, None]))).any(0)
-    unknown = (close & (~stretch[:, None] & (far >= pin_far[:, None]))).any(0)
-    known, unknown = known & (far > threshold), unknown & (far <= threshold)
-    known, unknown = (known & ~unknown).cpu().numpy(), (unknown & ~known).cpu().numpy()
+    unknown = (close & (far >= pin_far[:, None])).any(0) & (far <= threshold)
     verdict = verdict.copy()
-    verdict[known & (verdict == 0)] = -1
-    verdict[unknown & (verdict == 0)] = 1
+    verdict[unknown.cpu().numpy() & (verdict == 0)] = 1
+    return verdict
+
+
+def widen_boundary(verdict: np.ndarray, evidence: Evidence, guessed: torch.Tensor) -> np.ndarray:
+    """`verdict` (n,) with the boundary of each `guessed` class moved out to its corrections.
+
+    A class with fewer than two examples has a guessed boundary: calibration cannot measure
+    how far its members lie. A correction to such a class of an image beyond the threshold,
+    nearest that class, shows the class reaches at least that far: every row of the same
+    nearest class beyond the threshold and no farther from the class becomes known (-1),
+    wherever it lies (the members a single example leaves out are scattered, not near the
+    correction). An `unknown` correction nearest the same class holds back the rows nearer
+    to it than to the class correction and no nearer the class than it. A row `verdict`
+    already decides keeps its verdict.
+
+    `guessed` (n_way,) bool.
+    """
+    scores, far, distance, pin_scores, pin_far, pin_labels, usable, threshold = evidence
+    near, pin_near = scores.argmax(1), pin_scores.argmax(1)
+    of_class = pin_labels >= 0
+    widening = of_class & (pin_near == pin_labels) & (pin_far > threshold)
+    widening &= guessed[pin_labels.clamp_min(0)]
+    if not bool(widening.any()):
+        return verdict
+    known = torch.zeros_like(usable)
+    for c in torch.unique(pin_labels[widening]).tolist():
+        pins = widening & (pin_labels == c)
+        rows = torch.nonzero(
+            usable & (near == c) & (far > threshold) & (far <= pin_far[pins].max())
+        ).flatten()
+        within = far[rows, None] <= pin_far[pins]  # (rows, pins): the pin reaches the row
+        stops = ~of_class & (pin_near == c)
+        if bool(stops.any()):  # (rows, pins, stops): a stop nearer to the row holds it back
+            held = (far[rows, None] >= pin_far[stops])[:, None, :] & (
+                distance[rows][:, stops][:, None, :] < distance[rows][:, pins][:, :, None]
+            )
+            within &= ~held.any(2)
+        known[rows[within.any(1)]] = True
+    verdict = verdict.copy()
+    verdict[known.cpu().numpy() & (verdict == 0)] = -1
     return verdict

@@ -13,7 +13,7 @@ import torch
 
 from .calibration import Calibration, ClassReport, calibrate
 from .checkpoint import LoadedModel
-from .corrections import Spread, as_prototypes, reach_boundary
+from .corrections import Evidence, Spread, as_prototypes, reach_boundary, widen_boundary
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache
 from .embedding_pipeline import Embedded, EmbeddingPipeline, cache_name
@@ -128,6 +128,7 @@ class Labeler:
         self._unknown: str | float = "auto"
         self._auto_threshold: float | None = None
         self._support_features: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._guessed = torch.zeros(0, dtype=torch.bool)  # per class: its boundary is a guess
         self.spread: Spread | None = Spread()  # how far corrections act; None: only pinned
 
     def use_engine(self, choice: EngineChoice) -> None:
@@ -214,18 +215,29 @@ class Labeler:
         )
 
     def _adapt(self) -> Calibration:
-        """Fit the class means and calibrate `unknown` on the examples that are not also
-        corrections: a correction is its own prototype (`_with_corrections`), so that it
-        moves no mean and no threshold. A class made only of corrections keeps them."""
-        names, features, labels = [], [], []
+        """Calibrate `unknown` on the examples that are not also corrections (a reviewer
+        corrects the hardest images, which would drag the threshold), then fit the class
+        means on every example, corrections included (`benchmarks/review_effort.py`). A
+        class made only of corrections calibrates on them."""
+        names, features, labels, counts = [], [], [], []
         for name, vectors in self._examples.items():
             kept = [v for p, v in vectors.items() if self._corrections.get(p) != name]
             labels.extend([len(names)] * len(kept or vectors))
             features.extend(kept or vectors.values())
             names.append(name)
+            counts.append(len(kept))
         support_features = torch.from_numpy(np.stack(features)).to(self.device)
         support_labels = torch.tensor(labels, device=self.device)
         calibration = calibrate(self.model, support_features, support_labels, names)
+        if len(features) < sum(map(len, self._examples.values())):
+            every = [v for vectors in self._examples.values() for v in vectors.values()]
+            support_features = torch.from_numpy(np.stack(every)).to(self.device)
+            support_labels = torch.tensor(
+                [c for c, vectors in enumerate(self._examples.values()) for _ in vectors],
+                device=self.device,
+            )
+            self.model.fit_support_features(support_features, support_labels)
+        self._guessed = torch.tensor([n < 2 for n in counts], device=self.device)
         self._class_names = tuple(names)
         self._support_features = (support_features, support_labels)
         self._auto_threshold = calibration.threshold
@@ -405,8 +417,9 @@ class Labeler:
         threshold says (see `corrections.as_prototypes`).
 
         A final (transductive) re-labeling also moves the unknown boundary near each
-        correction (`corrections.reach_boundary`). Images far from every correction keep
-        their labels: a correction changes only what it is evidence for.
+        correction (`corrections.reach_boundary`), and the whole boundary of a class whose
+        boundary was a guess (`corrections.widen_boundary`). Images far from every
+        correction keep their labels: a correction changes only what it is evidence for.
         """
         scores, far = self._labeled.scores(self.model, rows, everything)
         anchors = self._anchors(rows, everything)
@@ -416,11 +429,10 @@ class Labeler:
             scores, far, anchors.near, anchors.distance, anchors.labels
         )
         threshold, spread = self.threshold, self.spread
-        if everything and self.transductive and spread and spread.reach and threshold is not None:
+        if everything and self.transductive and spread and threshold is not None:
             pin_scores, pin_far = self.model.score_points(anchors.points)
             usable = torch.from_numpy(self._labeled.ok[: len(far)]).to(far.device)
-            verdict = reach_boundary(
-                verdict,
+            evidence = Evidence(
                 scores,
                 far,
                 anchors.distance,
@@ -429,8 +441,11 @@ class Labeler:
                 anchors.labels,
                 usable,
                 threshold,
-                spread.reach,
             )
+            if spread.widen:
+                verdict = widen_boundary(verdict, evidence, self._guessed)
+            if spread.reach:
+                verdict = reach_boundary(verdict, evidence, spread.reach)
         return pinned, pinned_far, verdict
 
     def _anchors(self, rows: Sequence[int], everything: bool) -> _Anchors | None:
