@@ -10,10 +10,14 @@ Prints, each against its baseline measured in the same run:
               copies of the points beside float32 in torch's default matrix product, with
               how far their results differ;
   memory      peak RSS labeling 20,000 images (copies of the folder's files), sampled as
-              it goes, in a fresh process.
+              it goes, in a fresh process;
+  cost        with --compare MODEL..., the model-only bound of each model in turn (three
+              rounds, the best of each), and each one's cost relative to the first.
 
     python benchmarks/label_speed.py --data ../shared/data/caltech101-dev
     python benchmarks/label_speed.py --data ../shared/data/caltech101-dev --only throughput
+    python benchmarks/label_speed.py --data ../shared/data/caltech101-dev --only cost \
+        --engine onnxruntime --compare photo-lite0-protonet photo-lite2-protonet
 """
 
 from __future__ import annotations
@@ -274,6 +278,31 @@ def memory_child(args: argparse.Namespace) -> None:
     print("peak rose at: " + ", ".join(f"{n} images {mb:.0f} MB" for n, mb in peaks))
 
 
+def cost(args: argparse.Namespace) -> None:
+    """The model-only bound of each `--compare` model, measured in turn so that the load
+    falls on all alike; the best of three rounds, and its cost relative to the first model."""
+    paths = random.Random(1).sample(list(iter_image_files(args.data)), args.reference_images)
+    rates: dict[str, list[float]] = {name: [] for name in args.compare}
+    with tempfile.TemporaryDirectory() as scratch:
+        labelers = {}
+        for name in args.compare:
+            (Path(scratch) / name).mkdir()
+            labelers[name] = labeler_without_embedding_cache(
+                load_model(name), Path(scratch) / name, args.engine, args.batch_size
+            )
+        print(f"engine {labelers[args.compare[0]].engine_name}; load before: {load()}")
+        for _ in range(3):
+            for name, labeler in labelers.items():
+                rates[name].append(bound_rate(labeler, paths, args.bound_seconds / 2))
+        print(f"load after:  {load()}")
+    first = max(rates[args.compare[0]])
+    for name, found in rates.items():
+        print(
+            f"{name}: model-only {', '.join(f'{r:.1f}' for r in found)} images/s, best "
+            f"{max(found):.1f}: cost {first / max(found):.2f} x {args.compare[0]}'s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of class folders")
@@ -287,7 +316,8 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=20, help="relabel: features cached as split")
     parser.add_argument("--memory-images", type=int, default=20_000)
     parser.add_argument("--scratch", type=Path, default=None, help="where to copy images")
-    parser.add_argument("--only", choices=("throughput", "relabel", "memory"))
+    parser.add_argument("--only", choices=("throughput", "relabel", "memory", "cost"))
+    parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="for cost")
     parser.add_argument("--memory-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -298,6 +328,8 @@ def main() -> None:
     for part, run in (("throughput", throughput), ("relabel", relabel), ("memory", memory)):
         if args.only in (None, part):
             run(args)
+    if args.only == "cost":
+        cost(args)
 
 
 if __name__ == "__main__":

@@ -325,6 +325,7 @@ class EngineProbe:
     def decision(self) -> dict[str, Any]:
         rates = {key: round(rate, 1) for key, rate in self.rates.items()}
         return {
+            "model": self.loaded.name,  # for the model chooser's "images/s here"
             "engine": max(rates, key=rates.__getitem__) if rates else "torch",
             "rates": rates,
             "failed": dict(self.failed),

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from fewshot_gui.core.model_choice import chooser_entries
 from fewshot_gui.core.paths import resources_dir
 from fewshot_gui.core.session import Session, last_session_path
 from fewshot_gui.core.support import UNKNOWN
@@ -36,7 +37,6 @@ from fewshot_gui.gui.work_status import WorkStatus
 from fewshot_gui.workers.background import BackgroundJob
 from fewshot_gui.workers.labeling_client import Adaptation, LabelingClient, ModelInfo, Progress
 
-DEFAULT_MODEL = "photo-lite0-protonet"
 SUPPORT_DELAY_MS = 30  # edits in one burst (one event-loop turn or so) re-adapt once
 QUIT_BUDGET_S = 0.75  # quitting waits at most this long for background work, all of it
 
@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
             "batch_size": batch_size,
             "engine": engine,
         }
+        self._models: list = []  # (name, card) of each installed model, as last listed
         self._label_when_ready = False
         self._stale_relabel = False
         self._sent: Adaptation | None = None
@@ -126,7 +127,7 @@ class MainWindow(QMainWindow):
         self.sessions.opened.connect(self.restore)
         self.sessions.message.connect(self.show_message)
         self.work.cancel_button.clicked.connect(self.cancel)
-        self.model_box.activated.connect(lambda _row: self.load_model(self.model_box.currentText()))
+        self.model_box.activated.connect(lambda _row: self.load_model(self.model_box.currentData()))
 
     # --- start, worker replies -------------------------------------------------------------
 
@@ -179,9 +180,9 @@ class MainWindow(QMainWindow):
         self.sessions.changed()
 
     def _on_models(self, models: list) -> None:
-        names = [name for name, _card in models]
-        self.model_box.clear()
-        self.model_box.addItems(names)
+        self._models = models
+        entries, default = self._fill_model_box()
+        names = [name for name, _text in entries]
         if not names and not self.model_name:
             self.work.show_no_model()
             self.show_error(
@@ -189,11 +190,28 @@ class MainWindow(QMainWindow):
                 "or train one with `fewshot train`."
             )
             return
-        wanted = self.model_name or (DEFAULT_MODEL if DEFAULT_MODEL in names else names[0])
+        wanted = self.model_name or default
         if wanted not in names:
-            self.model_box.addItem(wanted)
-        self.model_box.setCurrentText(wanted)
+            self.model_box.addItem(wanted, wanted)
+        self.model_box.setCurrentIndex(self.model_box.findData(wanted))
         self.load_model(wanted)
+
+    def _fill_model_box(self) -> tuple[list[tuple[str, str]], str]:
+        """Each model with what it trades and its speed here once measured; the default."""
+        cache = self._worker_options["cache_dir"]
+        engines = None if cache is None else Path(str(cache)) / "engines"
+        entries, default = chooser_entries(
+            self._models, str(self._worker_options["device"]), engines
+        )
+        current = self.model_box.currentData()
+        self.model_box.clear()
+        for name, text in entries:
+            self.model_box.addItem(text, name)
+        if current is not None:
+            if self.model_box.findData(current) < 0:
+                self.model_box.addItem(current, current)  # a folder, or gone since listed
+            self.model_box.setCurrentIndex(self.model_box.findData(current))
+        return entries, default
 
     def load_model(self, name: str) -> None:
         if not name or self.client is None:
@@ -218,6 +236,7 @@ class MainWindow(QMainWindow):
 
     def _on_engine_changed(self, info: ModelInfo) -> None:
         self.model_info = info
+        self._fill_model_box()  # the speed just measured
         self.work.show_model(info)
         self.show_message(f"Now running on {info.engine}, the fastest measured here")
 

@@ -17,6 +17,7 @@ from fewshot_gui.core.engine_choice import EngineProbe, choose_engine, measure_e
 from fewshot_gui.core.engines import export_onnx
 from fewshot_gui.core.errors import ConfigError
 from fewshot_gui.core.jobs import drive
+from fewshot_gui.core.model_choice import measured_speeds
 
 
 @pytest.fixture
@@ -55,6 +56,8 @@ def test_auto_starts_safe_measures_in_a_child_once_and_keeps_the_decision(
     }
     assert all(rate > 0 for rate in decision["rates"].values())
     assert measured.engine.name.split()[0] == decision["engine"]
+    # The model chooser shows the fastest engine's speed here, by model name.
+    assert measured_speeds(tmp_path) == {glyph_loaded.name: max(decision["rates"].values())}
 
     again = choose_engine(glyph_loaded, "cpu", cache_dir=tmp_path)
     assert not again.measure_later
