@@ -225,7 +225,7 @@ class Labeler:
             labels.extend([len(names)] * len(kept or vectors))
             features.extend(kept or vectors.values())
             names.append(name)
-            counts.append(len(kept))
+            counts.append(len(kept or vectors))
         support_features = torch.from_numpy(np.stack(features)).to(self.device)
         support_labels = torch.tensor(labels, device=self.device)
         calibration = calibrate(self.model, support_features, support_labels, names)
