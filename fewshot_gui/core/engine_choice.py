@@ -102,6 +102,7 @@ def measure(engine: Engine, pixels: np.ndarray, seconds: float = 0.5) -> float:
     return runs * len(pixels) / (time.perf_counter() - started)
 
 
+DECISIONS_FILE = "choices.json"  # in the engines' cache folder, beside the ONNX exports
 _DECISIONS: dict[str, dict[str, Any]] = {}  # this process's choices when nothing is on disk
 
 
@@ -119,6 +120,11 @@ def _decision_key(loaded: LoadedModel, device: torch.device, batch_size: int, ke
     setting = f"{device}, {torch.get_num_threads()} threads, batch {batch_size}"
     among = ", ".join(keys)
     return " | ".join([encoder_digest(loaded), setting, among, describe_machine(), _versions()])
+
+
+def read_decisions(cache_dir: Path) -> dict[str, dict[str, Any]]:
+    """The engine decisions recorded in `cache_dir` ({} where none, or the file is damaged)."""
+    return _read_decisions(cache_dir / DECISIONS_FILE)
 
 
 def _read_decisions(path: Path | None) -> dict[str, dict[str, Any]]:
@@ -184,7 +190,7 @@ def choose_engine(
         return EngineChoice(engine, f"{engine.name}, the float32 engine on {device.type}")
 
     keys = [key for key in EXACT_ON_CPU if key in builders]
-    decisions_file = None if cache_dir is None else cache_dir / "choices.json"
+    decisions_file = None if cache_dir is None else cache_dir / DECISIONS_FILE
     decision = _read_decisions(decisions_file).get(_decision_key(loaded, device, batch_size, keys))
     if decision is not None and decision.get("engine") in builders:
         with contextlib.suppress(Exception):  # a broken install: fall back to measuring anew
@@ -228,7 +234,7 @@ class EngineProbe:
     ) -> None:
         self.loaded, self.batch_size, self.cap_s = loaded, batch_size, cap_s
         self.export_dir = cache_dir if cache_dir is not None else temporary_export_dir()
-        self.decisions_file = None if cache_dir is None else cache_dir / "choices.json"
+        self.decisions_file = None if cache_dir is None else cache_dir / DECISIONS_FILE
         device = torch.device("cpu")
         self._builders = engine_builders(loaded, device, self.export_dir)
         self.keys = [key for key in EXACT_ON_CPU if key in self._builders]

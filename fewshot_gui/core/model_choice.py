@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,11 @@ def measured_speeds(engines_dir: Path | None) -> dict[str, float]:
     them (`EngineProbe` decisions in `engines_dir/choices.json`); the latest of each."""
     if engines_dir is None:
         return {}
-    try:
-        decisions = json.loads((engines_dir / "choices.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(decisions, dict):
-        return {}
-    from .devices import describe_machine  # torch: not at import, the window imports this
+    # Both import torch: not at import time, the window imports this module.
+    from .devices import describe_machine
+    from .engine_choice import read_decisions
 
+    decisions = read_decisions(engines_dir)
     machine = describe_machine()
     latest: dict[str, tuple[str, float]] = {}
     for key, decision in decisions.items():
