@@ -19,6 +19,7 @@ from .embedding_cache import EmbeddingCache, FileKey
 from .engines import Engine, embed_stream
 from .errors import ImageLoadError
 from .images import image_identity
+from .jobs import long_lived_objects
 from .paths import safe_file_stem
 from .transforms import pixels_for
 
@@ -89,17 +90,8 @@ class EmbeddingPipeline:
         Each file is looked up in memory, then on disk, by its identity (path, size, mtime);
         only misses are read and run through the encoder.
         """
-        keys: list[FileKey | str] = []
-        for path in paths:
-            try:
-                keys.append(image_identity(path))
-            except ImageLoadError as error:
-                keys.append(str(error))
-        known = {k: self.memory[k] for k in keys if not isinstance(k, str) and k in self.memory}
-        if self.disk_cache is not None:
-            missing = [k for k in keys if not isinstance(k, str) and k not in known]
-            for key, vector in self.disk_cache.get_many(missing).items():
-                known[key] = self.memory[key] = vector
+        with long_lived_objects():
+            keys, known = self._look_up(paths)
 
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
             decoded = self._decoded(paths, keys, known, pool, cancel)
@@ -112,6 +104,23 @@ class EmbeddingPipeline:
             finally:
                 encoded.close()
                 decoded.close()  # cancels the decoding not yet started
+
+    def _look_up(
+        self, paths: Sequence[Path]
+    ) -> tuple[list[FileKey | str], dict[FileKey, np.ndarray]]:
+        """Each path's identity (or why it has none), and the vectors memory and disk know."""
+        keys: list[FileKey | str] = []
+        for path in paths:
+            try:
+                keys.append(image_identity(path))
+            except ImageLoadError as error:
+                keys.append(str(error))
+        known = {k: self.memory[k] for k in keys if not isinstance(k, str) and k in self.memory}
+        if self.disk_cache is not None:
+            missing = [k for k in keys if not isinstance(k, str) and k not in known]
+            for key, vector in self.disk_cache.get_many(missing).items():
+                known[key] = self.memory[key] = vector
+        return keys, known
 
     def _decoded(
         self,

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
-from fewshot_gui.core.jobs import CancelToken
+from fewshot_gui.core.jobs import CancelToken, long_lived_objects
 
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
@@ -227,7 +227,8 @@ class LabelingWorker(QObject):
         if token.cancelled or not self._require_model("label", gen):
             return
         try:
-            paths = list(iter_image_files(target)) if isinstance(target, Path) else list(target)
+            with long_lived_objects():
+                paths = list(iter_image_files(target) if isinstance(target, Path) else target)
             self._labeler.forget()  # a new run replaces the results of the last one
             job = self._labeler.label(paths, token)
         except Exception as error:
