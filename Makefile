@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# Pinned so pip takes the builds this machine keeps on disk instead of downloading.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e ".[gui,test,openvino]"
+	$(PY) -m pip install -q -e ".[gui,test,openvino,cluster]"
 	touch $(STAMP)
 
 run: $(STAMP)

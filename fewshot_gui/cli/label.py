@@ -17,6 +17,7 @@ from .progress import ProgressBar, drive_with, interrupt_cancels, say
 
 if TYPE_CHECKING:
     from ..core.checkpoint import LoadedModel
+    from ..core.cluster import RaySession
     from ..core.engine_choice import EngineChoice
     from ..core.support import SupportSet
 
@@ -87,6 +88,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     label.add_argument(
         "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
+    )
+    label.add_argument(
+        "--cluster",
+        metavar="ray[=ADDRESS]",
+        help="embed on a Ray cluster (pip install 'fewshot-gui[cluster]'): ray starts a local "
+        "instance for this run, ray=ADDRESS joins one; every node must see the images at the "
+        "same path (docs/scale.md)",
     )
     label.add_argument("--export", choices=("copy", "move", "link"), help="sort files into --dest")
     label.add_argument("--dest", type=Path, help="destination of --export: DEST/CLASS/FILE")
@@ -228,6 +236,17 @@ def resolve_inputs(
 
 
 def run_label(args: argparse.Namespace) -> int:
+    if args.cluster is None:
+        return _run_label(args, None)
+    from ..core.cluster import parse_cluster, ray_session
+
+    address = parse_cluster(args.cluster)
+    check_flags(args)
+    with ray_session(address, say) as cluster:
+        return _run_label(args, cluster)
+
+
+def _run_label(args: argparse.Namespace, cluster: RaySession | None) -> int:
     from ..core.checkpoint import load_model
     from ..core.images import iter_image_files
     from ..core.jobs import CancelToken
@@ -266,7 +285,7 @@ def run_label(args: argparse.Namespace) -> int:
         transductive=not args.inductive,
     )
     labeler.set_unknown(unknown)
-    if labeler.engine_choice.measure_later:
+    if labeler.engine_choice.measure_later and cluster is None:  # workers have their own
         measured = measure_in_child(loaded, args, labeler.batch_size)
         if measured is None:
             say("stopped before labeling: nothing was written")
@@ -277,6 +296,9 @@ def run_label(args: argparse.Namespace) -> int:
     labeler.set_corrections(corrections)
     for _path, error in report.errors:
         say(f"example skipped: {error}")
+    if cluster is not None:
+        engine = labeler.engine
+        labeler.embed_through(lambda base: cluster.pipeline(base, loaded, engine, args.engine))
     if report.mismatch:
         say(f"note: {report.mismatch}")
     for cls in report.classes:
@@ -325,6 +347,9 @@ def run_label(args: argparse.Namespace) -> int:
     for prediction in final:
         rows[str(prediction.path)] = prediction.manifest_row()
     write_manifest(rows.values(), args.out, meta=meta)
+    if cluster is not None:
+        for line in cluster.summary():
+            say(line)
     labeled, unknown, unreadable = final.counts()
     say(
         f"{labeled} labeled, {unknown} unknown, {unreadable} unreadable "

@@ -143,6 +143,11 @@ class Labeler:
             )
         self.engine_choice = choice
 
+    def embed_through(self, wrap: Callable[[EmbeddingPipeline], EmbeddingPipeline]) -> None:
+        """Embed from now on through `wrap(pipeline)`, e.g. `cluster.RayPipeline`, which keeps
+        the same caches: what it embeds serves later runs and the app alike."""
+        self._embeddings = wrap(self._embeddings)
+
     @property
     def engine(self) -> Engine:
         return self.engine_choice.engine
