@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import FewShotError
-from . import label, train
+from . import duplicates, label, train
 from .progress import say
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train.add_commands(commands)
     label.add_commands(commands)
+    duplicates.add_commands(commands)
     return parser
 
 

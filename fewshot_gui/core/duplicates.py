@@ -1,0 +1,338 @@
+"""Duplicate files in a folder: exact copies by content hash, near copies by embedding
+similarity confirmed on tiny aligned thumbnails, grouped as connected components."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import defaultdict
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from .embedding_pipeline import Embedded, EmbeddingPipeline
+from .errors import ImageLoadError
+from .images import thumbnail_array
+
+if TYPE_CHECKING:
+    from .labeling import Labeler
+
+Cancel = Callable[[], bool] | None
+Embed = Callable[[Sequence[Path], Cancel], Iterable[Embedded]]
+
+HASH_CHUNK = 1 << 20  # files are hashed a megabyte at a time, never read whole
+# Candidates: cosine of the model's features at least this (benchmarks/duplicate_quality.py).
+MIN_COSINE = 0.75
+# Accepted: the best aligned thumbnail correlation at least this.
+MIN_MATCH = 0.90
+PCA_DIMS = 24  # the k-d tree's space; distances there never exceed the true ones
+PCA_SAMPLE = 4096  # rows the projection is fitted on
+QUERY_CHUNK = 2048  # rows per radius query, between progress events and cancel checks
+PAIR_CHUNK = 16384  # candidate pairs whose exact cosine is computed at once
+SQUASHED = 64  # side of the gray thumbnail every view is cut from, aspect ignored
+VIEW = 20  # side of one view: small enough that recompression and 5 degrees wash out
+# A near copy may be a crop of its original (or the other way round): each image is also
+# compared as these fractions of its sides, at a 3 x 3 grid of offsets.
+CROP_SCALES = (0.9, 0.8)
+DECODE_SIDE = 128  # thumbnails decode at most this large (JPEGs by draft, so cheaply)
+
+
+@dataclass(frozen=True)
+class DuplicateProgress:
+    """`done` of `total` steps of `stage`: hashing, embedding, comparing or checking."""
+
+    stage: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class DuplicateGroups:
+    """The files looked at as columns: `group[i]` is 0 for a file in no group, else its
+    group's number (1, 2, ... in order of each group's first file); `keep[i]` marks the one
+    file of its group to keep (the largest in bytes, the first of equals)."""
+
+    paths: list[Path]
+    group: np.ndarray  # (n,) int32
+    keep: np.ndarray  # (n,) bool
+    errors: list[tuple[Path, str]]  # files that could not be read, with the reason
+    exact_pairs: int
+    near_pairs: int
+    cancelled: bool = False
+
+    def groups(self) -> list[list[Path]]:
+        """Each group's files in the order they were given, groups in number order."""
+        members: dict[int, list[Path]] = defaultdict(list)
+        for path, number in zip(self.paths, self.group.tolist(), strict=True):
+            if number:
+                members[number].append(path)
+        return [members[number] for number in sorted(members)]
+
+
+def pipeline_embed(labeler: Labeler) -> Embed:
+    """The labeler's way of embedding files: its model, engine, batch size and disk cache,
+    so files labeling has seen are read from the cache, not encoded again."""
+    pipeline = EmbeddingPipeline(
+        labeler.spec,
+        batch_size=labeler.batch_size,
+        decode_threads=labeler.decode_threads,
+        disk_cache=labeler.disk_cache,
+    )
+    return lambda paths, cancel: pipeline.embed(labeler.engine, paths, cancel)
+
+
+def file_digest(path: Path) -> str:
+    """BLAKE2b of the file's bytes, read HASH_CHUNK at a time.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    buffer = bytearray(HASH_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb") as stream:
+        while read := stream.readinto(buffer):
+            digest.update(view[:read])
+    return digest.hexdigest()
+
+
+def find_duplicates(
+    paths: Sequence[Path],
+    embed: Embed,
+    cancel: Cancel = None,
+    *,
+    min_cosine: float = MIN_COSINE,
+    min_match: float = MIN_MATCH,
+) -> Generator[DuplicateProgress, None, DuplicateGroups]:
+    """Group `paths` into copies: same bytes, or the same picture resized, recompressed,
+    cropped a little, turned slightly or made gray.
+
+    Near copies are pairs whose features (from `embed`, see `pipeline_embed`) have a cosine
+    of at least `min_cosine` and whose aligned gray thumbnails correlate at least
+    `min_match` (a different photo of the same object has the first, not the second).
+    """
+    paths = list(paths)
+    n = len(paths)
+    errors: dict[int, str] = {}
+    exact = yield from _exact_pairs(paths, errors, cancel)
+    vectors = np.zeros((n, 0), np.float32)
+    embedded = np.zeros(n, bool)
+    done = 0
+    for batch in _batches(embed, paths, cancel):
+        if not vectors.shape[1]:
+            width = next(len(v) for v in batch.vectors if v is not None)
+            vectors = np.zeros((n, width), np.float32)
+        for offset, (vector, error) in enumerate(zip(batch.vectors, batch.errors, strict=True)):
+            if vector is None:
+                errors.setdefault(done + offset, error or "could not be read")
+            else:
+                vectors[done + offset] = vector.reshape(-1)
+                embedded[done + offset] = True
+        done += len(batch.paths)
+        yield DuplicateProgress("embedding", done, n)
+    rows = np.flatnonzero(embedded)
+    candidates = rows[(yield from similar_pairs(vectors[rows], min_cosine, cancel))]
+    near = yield from _confirmed(paths, candidates, min_match, errors, cancel)
+    cancelled = bool(cancel is not None and cancel())
+    group = _components(n, np.concatenate([exact, near]))
+    return DuplicateGroups(
+        paths,
+        group,
+        _keepers(paths, group),
+        [(paths[i], errors[i]) for i in sorted(errors)],
+        len(exact),
+        len(near),
+        cancelled,
+    )
+
+
+def _batches(embed: Embed, paths: list[Path], cancel: Cancel) -> Iterator[Embedded]:
+    if paths:
+        yield from embed(paths, cancel)
+
+
+def _exact_pairs(
+    paths: list[Path], errors: dict[int, str], cancel: Cancel
+) -> Generator[DuplicateProgress, None, np.ndarray]:
+    """(i, j) of files with the same bytes: only files of one size are hashed, and each
+    file is paired with the first of its content."""
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for i, path in enumerate(paths):
+        try:
+            by_size[os.stat(path).st_size].append(i)
+        except OSError as error:
+            errors[i] = f"cannot read {path}: {error.strerror or error}"
+    hashed = [i for rows in by_size.values() if len(rows) > 1 for i in rows]
+    hashed.sort()
+    first: dict[tuple[int, str], int] = {}
+    pairs: list[tuple[int, int]] = []
+    for count, i in enumerate(hashed, 1):
+        if cancel is not None and cancel():
+            break
+        try:
+            key = (os.stat(paths[i]).st_size, file_digest(paths[i]))
+        except OSError as error:
+            errors[i] = f"cannot read {paths[i]}: {error.strerror or error}"
+            continue
+        if key in first:
+            pairs.append((first[key], i))
+        else:
+            first[key] = i
+        if count % 64 == 0 or count == len(hashed):
+            yield DuplicateProgress("hashing", count, len(hashed))
+    return np.array(pairs, np.int64).reshape(-1, 2)
+
+
+def similar_pairs(
+    vectors: np.ndarray, min_cosine: float, cancel: Cancel = None
+) -> Generator[DuplicateProgress, None, np.ndarray]:
+    """Every pair (i, j), i < j, of rows of `vectors` (n, d) with cosine at least
+    `min_cosine`, as an int64 array (pairs, 2) sorted by i then j.
+
+    A radius query in a k-d tree over a PCA projection finds candidates: an orthonormal
+    projection never lengthens a distance, so it misses no pair; each candidate is then
+    checked on the full vectors. Time grows with the pairs found, not with n squared.
+    """
+    from sklearn.neighbors import KDTree
+
+    n = len(vectors)
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = (vectors / np.where(norms > 0, norms, 1)).astype(np.float32)
+    # Unit vectors at cosine c lie sqrt(2 - 2c) apart.
+    radius = math.sqrt(max(0.0, 2 - 2 * min_cosine)) + 1e-6
+    sample = unit[:: max(1, n // PCA_SAMPLE)]
+    centre = sample.mean(axis=0)
+    _, _, basis = np.linalg.svd(sample - centre, full_matrices=False)
+    projected = (unit - centre) @ basis[:PCA_DIMS].T
+    tree = KDTree(projected)
+    found: list[np.ndarray] = []
+    for start in range(0, n, QUERY_CHUNK):
+        if cancel is not None and cancel():
+            break
+        stop = min(start + QUERY_CHUNK, n)
+        neighbours = tree.query_radius(projected[start:stop], radius)
+        firsts = np.repeat(np.arange(start, stop), [len(found) for found in neighbours])
+        seconds = np.concatenate(neighbours).astype(np.int64)
+        later = seconds > firsts
+        firsts, seconds = firsts[later], seconds[later]
+        for at in range(0, len(firsts), PAIR_CHUNK):
+            i, j = firsts[at : at + PAIR_CHUNK], seconds[at : at + PAIR_CHUNK]
+            cosine = np.einsum("pd,pd->p", unit[i], unit[j])
+            close = cosine >= min_cosine
+            found.append(np.stack([i[close], j[close]], axis=1))
+        yield DuplicateProgress("comparing", stop, n)
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.concatenate(found)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+def thumbnail_views(path: Path) -> np.ndarray:
+    """The views of `path` that near copies are matched on: (views, VIEW * VIEW) float32,
+    each row zero-mean and unit-length; row 0 is the whole image, the others crops.
+
+    Gray, squashed to a square and blurred, so colour, size, recompression and a slight
+    turn change little.
+
+    Raises:
+        ImageLoadError: the file cannot be read as an image.
+    """
+    rgb = thumbnail_array(path, DECODE_SIDE)
+    gray = Image.fromarray(rgb).convert("L").resize((SQUASHED, SQUASHED), Image.Resampling.BOX)
+    gray = gray.filter(ImageFilter.GaussianBlur(1.0))
+    boxes = [(0.0, 0.0, float(SQUASHED), float(SQUASHED))]
+    for scale in CROP_SCALES:
+        side = scale * SQUASHED
+        for top in np.linspace(0, SQUASHED - side, 3):
+            for left in np.linspace(0, SQUASHED - side, 3):
+                boxes.append((float(left), float(top), float(left + side), float(top + side)))
+    views = np.stack(
+        [
+            np.asarray(gray.resize((VIEW, VIEW), Image.Resampling.BILINEAR, box=box), np.float32)
+            for box in boxes
+        ]
+    ).reshape(len(boxes), -1)
+    views -= views.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(views, axis=1, keepdims=True)
+    return views / np.where(norms > 0, norms, 1)
+
+
+def thumbnail_match(first: np.ndarray, second: np.ndarray) -> float:
+    """How well two images' views (see `thumbnail_views`) align: the best correlation of
+    either whole image with any view of the other, from -1 to 1."""
+    return float(max((first @ second[0]).max(), (second @ first[0]).max()))
+
+
+def _confirmed(
+    paths: list[Path],
+    candidates: np.ndarray,
+    min_match: float,
+    errors: dict[int, str],
+    cancel: Cancel,
+) -> Generator[DuplicateProgress, None, np.ndarray]:
+    """The candidate pairs whose thumbnails match; each image is decoded once."""
+    views: dict[int, np.ndarray | None] = {}
+
+    def views_of(i: int) -> np.ndarray | None:
+        if i not in views:
+            try:
+                views[i] = thumbnail_views(paths[i]).astype(np.float16)
+            except ImageLoadError as error:
+                views[i] = None
+                errors.setdefault(i, str(error))
+        return views[i]
+
+    kept = np.zeros(len(candidates), bool)
+    for at, (i, j) in enumerate(candidates.tolist()):
+        if cancel is not None and cancel():
+            break
+        first, second = views_of(i), views_of(j)
+        if first is not None and second is not None:
+            kept[at] = thumbnail_match(first.astype(np.float32), second.astype(np.float32)) >= (
+                min_match
+            )
+        if (at + 1) % 64 == 0 or at + 1 == len(candidates):
+            yield DuplicateProgress("checking", at + 1, len(candidates))
+    return candidates[kept]
+
+
+def _components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """Group number per row (0: alone), numbered by each group's first row."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    group = np.zeros(n, np.int32)
+    if not len(pairs):
+        return group
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    sizes = np.bincount(component)
+    firsts = np.unique(component, return_index=True)[1]  # first row of each component
+    numbered = [c for c in np.argsort(firsts, kind="stable") if sizes[c] > 1]
+    number = np.zeros(len(sizes), np.int32)
+    number[numbered] = np.arange(1, len(numbered) + 1)
+    group[:] = number[component]
+    return group
+
+
+def _keepers(paths: list[Path], group: np.ndarray) -> np.ndarray:
+    """Per group, the largest file in bytes (likely the least shrunk and recompressed)."""
+    keep = np.zeros(len(paths), bool)
+    best: dict[int, tuple[int, int]] = {}
+    for i in np.flatnonzero(group).tolist():
+        try:
+            size = os.stat(paths[i]).st_size
+        except OSError:
+            size = -1
+        number = int(group[i])
+        if number not in best or size > best[number][0]:
+            best[number] = (size, i)
+    keep[[i for _size, i in best.values()]] = True
+    return keep
