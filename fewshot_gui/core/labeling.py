@@ -120,6 +120,7 @@ class Labeler:
             half = on_cpu and self.model.scores_by_products and half_pays(self.spec.feature_dim)
         self._labeled = LabeledRows(self.device, half=half and on_cpu)
         self._sample: torch.Tensor | None = None  # the refinement's rows, drawn once per change
+        self._by_hash: np.ndarray | None = None  # readable rows by path hash, sorted once
         self._support_names: tuple[str, ...] = ()
         self._examples: dict[str, dict[Path, np.ndarray]] = {}  # per class, readable ones
         self._fitted_without: frozenset[Path] = frozenset()
@@ -389,7 +390,7 @@ class Labeler:
             vectors = np.stack([batch.vectors[i] for i in embedded])
             points = self.model.points(torch.from_numpy(vectors).to(self.device))
         rows = self._labeled.put(batch.paths, batch.errors, embedded, points)
-        self._sample = None
+        self._sample = self._by_hash = None
         return rows
 
     def _pins(self) -> tuple[np.ndarray, np.ndarray]:
