@@ -120,7 +120,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..core.config import EpisodeConfig, ModelConfig, TrainConfig
     from ..core.datasets import ImagePool
-    from ..core.jobs import CancelToken
+    from ..core.distributed import join_group
+    from ..core.jobs import CancelToken, drive
     from ..core.paths import cache_dir
     from ..core.training import Checkpointed, TrainProgress, Validated, meta_train
 
@@ -154,10 +155,13 @@ def run_train(args: argparse.Namespace) -> int:
         train_pool, val_pool = pool, ImagePool.from_folder(args.val_data)
     else:
         train_pool, val_pool = pool.split_holdout_groups(args.val_holdout)
-    say(
-        f"training {len(train_pool.class_names)} classes, "
-        f"validating on {len(val_pool.class_names)} held-out classes"
-    )
+    group = join_group()  # torchrun's process group; alone outside torchrun
+    if group.is_main:
+        say(
+            f"training {len(train_pool.class_names)} classes, "
+            f"validating on {len(val_pool.class_names)} held-out classes"
+            + (f" on {group.world_size} processes" if group.distributed else "")
+        )
     card = {
         "name": args.name or args.out.name,
         "command": "fewshot " + shlex.join(args.argv),
@@ -173,7 +177,13 @@ def run_train(args: argparse.Namespace) -> int:
         cancel=token,
         cache_dir=cache_dir(),
         card=card,
+        group=group,
     )
+    if not group.is_main:  # only rank 0 prints, validates and checkpoints
+        with interrupt_cancels(token.cancel):
+            result = drive(job)
+        group.leave()
+        return 130 if result.cancelled else 0
     with interrupt_cancels(token.cancel):
         result = drive_with(
             job,
@@ -190,6 +200,7 @@ def run_train(args: argparse.Namespace) -> int:
                 Checkpointed: lambda e: None,
             },
         )
+    group.leave()
     status = "stopped" if result.cancelled else "done"
     best = f"{result.best.accuracy:.2f}% ± {result.best.ci95:.2f}" if result.best else "none"
     say(

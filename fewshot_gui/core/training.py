@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from .atomic import write_json_atomic
 from .backbones import get_backbone
 from .checkpoint import WEIGHTS_FILE, load_model, load_tensors, save_model
 from .config import TrainConfig, to_dict
-from .datasets import EpisodeSampler, ImagePool, episode_tensors
+from .datasets import Episode, EpisodeSampler, ImagePool, episode_tensors
 from .devices import describe_machine
+from .distributed import SINGLE, Group, own_state, rank_states
 from .errors import CheckpointError, ConfigError
 from .evaluation import EvalResult, Stage, embed_all, evaluate_features, pool_inputs
 from .jobs import drive
@@ -98,6 +99,7 @@ def meta_train(
     cache_dir: Path | None = None,
     card: dict[str, Any] | None = None,
     report_every: int = 10,
+    group: Group = SINGLE,
 ) -> Generator[TrainEvent, None, TrainResult]:
     """Meta-train `config.model` on episodes from `train_pool`, validating on `val_pool`.
 
@@ -105,6 +107,8 @@ def meta_train(
     and `out_dir/last` (everything needed to resume: weights, optimizer, sampler and random
     state). The same seed gives the same result, and a resumed run the same as an unbroken one.
     A frozen pretrained backbone runs once over every image before training starts.
+    In a torchrun `group` each rank draws its own episodes and the gradients are averaged;
+    only rank 0 validates and writes checkpoints (`distributed.py`).
     """
     torch.manual_seed(config.seed)
     spec = get_backbone(config.model.backbone)
@@ -118,7 +122,9 @@ def meta_train(
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
     )
-    sampler = EpisodeSampler(train_pool.labels, config.episode, config.seed, config.rotations)
+    sampler = EpisodeSampler(
+        train_pool.labels, config.episode, group.seed(config.seed), config.rotations
+    )
     EpisodeSampler(val_pool.labels, config.val_episode, config.seed + 1)  # fails now, not later
     state = _RunState()
     run = _Run(model, optimizer, scheduler, sampler)
@@ -131,8 +137,10 @@ def meta_train(
         if spec.pretrained and hasattr(neck, "initialise"):
             neck.initialise(train_inputs)
     if resume:
-        state = _load_last(out_dir / LAST_DIR, config, run)
+        group.barrier()  # rank 0 has finished writing last/ before any rank reads it
+        state = _load_last(out_dir / LAST_DIR, config, run, group)
         yield Stage(f"resumed at episode {state.episode}")
+    group.same_start(model)
     card = {
         **(card or {}),
         "training": to_dict(config),
@@ -144,22 +152,16 @@ def meta_train(
     window_loss, window_correct, window_total, window_start = 0.0, 0, 0, time.perf_counter()
     cancelled = False
     while state.episode < config.episodes:
-        if cancel is not None and cancel():
+        if group.any(cancel is not None and cancel()):
             cancelled = True
             break
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        for _ in range(config.tasks_per_step):
-            support, support_labels, query, query_labels = episode_tensors(
-                train_inputs, sampler.sample()
-            )
-            model.fit_support(support, support_labels)
-            logits = model(query)
-            loss = F.cross_entropy(logits, query_labels)
-            (loss / config.tasks_per_step).backward()
-            window_loss += loss.item()
-            window_correct += int((logits.argmax(1) == query_labels).sum())
-            window_total += len(query_labels)
+        episodes = [sampler.sample() for _ in range(config.tasks_per_step)]
+        loss_sum, correct, counted = train_step(model, train_inputs, episodes, group)
+        window_loss += loss_sum / group.world_size
+        window_correct += correct
+        window_total += counted
         optimizer.step()
         scheduler.step()
         state.episode += 1
@@ -179,7 +181,11 @@ def meta_train(
             )
             window_loss, window_correct, window_total, window_start = 0.0, 0, 0, now
 
-        if state.episode % config.val_every == 0 or state.episode == config.episodes:
+        if not group.is_main and (
+            state.episode % config.val_every == 0 or state.episode == config.episodes
+        ):
+            _save_last(out_dir / LAST_DIR, config, run, state, card, group)  # its own state
+        elif state.episode % config.val_every == 0 or state.episode == config.episodes:
             result = yield from _validate(model, val_inputs, val_pool, config, cancel)
             is_best = state.best is None or result.accuracy > state.best["accuracy"]
             state.history.append({"episode": state.episode, **result.to_dict()})
@@ -191,13 +197,14 @@ def meta_train(
                 best_card = {**card, **_progress_card(state)}
                 path = save_model(out_dir / BEST_DIR, model, config.model, best_card)
                 yield Checkpointed(state.episode, path)
-            _save_last(out_dir / LAST_DIR, config, run, state, card)
+            _save_last(out_dir / LAST_DIR, config, run, state, card, group)
             yield Checkpointed(state.episode, out_dir / LAST_DIR)
 
     state.seconds = time.perf_counter() - started
     if cancelled:
-        _save_last(out_dir / LAST_DIR, config, run, state, card)
-        yield Checkpointed(state.episode, out_dir / LAST_DIR)
+        _save_last(out_dir / LAST_DIR, config, run, state, card, group)
+        if group.is_main:
+            yield Checkpointed(state.episode, out_dir / LAST_DIR)
     return TrainResult(
         out_dir=out_dir,
         episodes_done=state.episode,
@@ -206,6 +213,29 @@ def meta_train(
         cancelled=cancelled,
         seconds=state.seconds,
     )
+
+
+def train_step(
+    model: FewShotClassifier,
+    inputs: torch.Tensor,
+    episodes: Sequence[Episode],
+    group: Group = SINGLE,
+) -> tuple[float, int, int]:
+    """The gradient of the mean query loss over `episodes` (over every rank's, in a
+    group: their mean) into the parameters' `.grad`; (loss summed, correct queries, queries)
+    over the group. `inputs` (N, ...) are what the episodes index."""
+    totals = [0.0, 0, 0]
+    for episode in episodes:
+        support, support_labels, query, query_labels = episode_tensors(inputs, episode)
+        model.fit_support(support, support_labels)
+        logits = model(query)
+        loss = F.cross_entropy(logits, query_labels)
+        (loss / len(episodes)).backward()
+        totals[0] += loss.item()
+        totals[1] += int((logits.argmax(1) == query_labels).sum())
+        totals[2] += len(query_labels)
+    loss_sum, correct, counted = group.average(model, totals)
+    return loss_sum, int(correct), int(counted)
 
 
 def _start_from(model: FewShotClassifier, config: TrainConfig, init: str) -> None:
@@ -257,11 +287,21 @@ def _progress_card(state: _RunState) -> dict[str, Any]:
 
 
 def _save_last(
-    directory: Path, config: TrainConfig, run: _Run, state: _RunState, card: dict[str, Any]
+    directory: Path,
+    config: TrainConfig,
+    run: _Run,
+    state: _RunState,
+    card: dict[str, Any],
+    group: Group = SINGLE,
 ) -> None:
+    """Write `last/`; in a group every rank calls it and rank 0 writes every rank's state."""
+    ranks = group.gather((run.sampler.state_dict(), torch.get_rng_state()))
+    if ranks is None:
+        return
     save_model(directory, run.model, config.model, {**card, **_progress_card(state)})
     optim = run.optimizer.state_dict()
-    tensors = {"rng.torch": torch.get_rng_state()}
+    others, other_json = rank_states(ranks)
+    tensors = {"rng.torch": torch.get_rng_state(), **others}
     slots: dict[str, dict[str, Any]] = {}
     for index, slot in optim["state"].items():
         for key, value in slot.items():
@@ -278,11 +318,12 @@ def _save_last(
             "optimizer": {"param_groups": optim["param_groups"], "scalars": slots},
             "scheduler": run.scheduler.state_dict(),
             "sampler": run.sampler.state_dict(),
+            **other_json,
         },
     )
 
 
-def _load_last(directory: Path, config: TrainConfig, run: _Run) -> _RunState:
+def _load_last(directory: Path, config: TrainConfig, run: _Run, group: Group) -> _RunState:
     try:
         saved = json.loads((directory / TRAINING_JSON).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -297,7 +338,8 @@ def _load_last(directory: Path, config: TrainConfig, run: _Run) -> _RunState:
     tensors = load_tensors(directory / TRAINING_STATE)
     weights = load_tensors(directory / WEIGHTS_FILE)
     run.model.load_state_dict(weights, strict=False)
-    torch.set_rng_state(tensors.pop("rng.torch"))
+    sampler_state, rng = own_state(group, saved, tensors)
+    torch.set_rng_state(rng)
     slots: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)
@@ -308,5 +350,5 @@ def _load_last(directory: Path, config: TrainConfig, run: _Run) -> _RunState:
         {"state": slots, "param_groups": saved["optimizer"]["param_groups"]}
     )
     run.scheduler.load_state_dict(saved["scheduler"])
-    run.sampler.load_state_dict(saved["sampler"])
+    run.sampler.load_state_dict(sampler_state)
     return _RunState(**saved["run"])
