@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .embedding_pipeline import Embedded, EmbeddingPipeline
 from .errors import ImageLoadError
 from .images import thumbnail_array
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch comes with these: the GUI imports this module, the worker them
+    from .embedding_pipeline import Embedded
     from .labeling import Labeler
 
 Cancel = Callable[[], bool] | None
-Embed = Callable[[Sequence[Path], Cancel], Iterable[Embedded]]
+Embed = Callable[[Sequence[Path], Cancel], Iterable["Embedded"]]
 
 HASH_CHUNK = 1 << 20  # files are hashed a megabyte at a time, never read whole
 # Candidates: cosine of the model's features at least this (benchmarks/duplicate_quality.py).
@@ -77,6 +77,8 @@ class DuplicateGroups:
 def pipeline_embed(labeler: Labeler) -> Embed:
     """The labeler's way of embedding files: its model, engine, batch size and disk cache,
     so files labeling has seen are read from the cache, not encoded again."""
+    from .embedding_pipeline import EmbeddingPipeline
+
     pipeline = EmbeddingPipeline(
         labeler.spec,
         batch_size=labeler.batch_size,

@@ -44,7 +44,7 @@ from fewshot_gui.core.export import (
 from fewshot_gui.core.export_undo import journal_state, undo_export
 from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.core.manifest import write_manifest
-from fewshot_gui.gui.results_model import ResultsModel
+from fewshot_gui.gui.results_model import DUPLICATES_FILTER, ResultsModel
 from fewshot_gui.workers.background import BackgroundJob
 
 Index = QModelIndex | QPersistentModelIndex
@@ -153,6 +153,14 @@ class ExportDialog(QDialog):
         form.addRow("How:", self.mode)
         form.addRow(self.include_unknown)
 
+        copies = results.counts().get(DUPLICATES_FILTER, 0)
+        self.one_per_group = QCheckBox(f"Keep one file per duplicate group ({copies} files)", self)
+        self.one_per_group.setToolTip(
+            "Leave the other copies out of the manifest and the class folders; each group "
+            "keeps its largest file. Show “duplicates” in the results to find the groups"
+        )
+        self.one_per_group.setEnabled(copies > 0)
+
         self.plan_model = PlanModel(self)
         self.table = QTableView(self)
         self.table.setModel(self.plan_model)
@@ -178,6 +186,7 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.manifest_box)
         layout.addWidget(self.files_box)
+        layout.addWidget(self.one_per_group)
         layout.addWidget(QLabel("Preview:"))
         layout.addWidget(self.table, 1)
         layout.addWidget(self.progress)
@@ -188,7 +197,11 @@ class ExportDialog(QDialog):
         self.export_button.clicked.connect(self.export)
         self.undo_button.clicked.connect(self.undo)
         buttons.rejected.connect(self.reject)
-        for signal in (self.destination.textChanged, self.include_unknown.toggled):
+        for signal in (
+            self.destination.textChanged,
+            self.include_unknown.toggled,
+            self.one_per_group.toggled,
+        ):
             signal.connect(self.refresh_plan)
         self.files_box.toggled.connect(self.refresh_plan)
         self.mode.currentIndexChanged.connect(self.refresh_plan)  # "copied" or "moved"
@@ -205,6 +218,7 @@ class ExportDialog(QDialog):
         self.destination.setText(value(_KEY + "destination", "", type=str))
         self.mode.setCurrentIndex(max(0, self.mode.findData(value(_KEY + "mode", "copy"))))
         self.include_unknown.setChecked(value(_KEY + "include_unknown", False, type=bool))
+        self.one_per_group.setChecked(value(_KEY + "one_per_group", False, type=bool))
 
     def _save_choices(self) -> None:
         for key, choice in (
@@ -214,6 +228,7 @@ class ExportDialog(QDialog):
             ("destination", self.destination.text().strip()),
             ("mode", self.mode.currentData()),
             ("include_unknown", self.include_unknown.isChecked()),
+            ("one_per_group", self.one_per_group.isChecked()),
         ):
             self.settings.setValue(_KEY + key, choice)
         self.settings.sync()
@@ -251,7 +266,7 @@ class ExportDialog(QDialog):
             self.status.setText(f"{self.results.rowCount()} labeled images")
             return
         destination = Path(self.destination.text().strip())
-        items = self.results.labeled_items()
+        items = self._kept(self.results.labeled_items())
         try:
             plan = plan_export(items, destination, include_unknown=self.include_unknown.isChecked())
         except ExportError as error:
@@ -277,7 +292,7 @@ class ExportDialog(QDialog):
             self.status.setText("Choose a manifest file or a destination folder")
             return
         self._save_choices()
-        rows = [p.manifest_row() for p in self.results.effective_predictions()]
+        rows = [p.manifest_row() for p in self._kept(self.results.effective_predictions())]
         mode = self.mode.currentData()
         journal = default_journal_path(Path(self.destination.text().strip())) if plan else None
         meta = self.meta
@@ -298,6 +313,13 @@ class ExportDialog(QDialog):
 
         self._busy(len(plan))
         self.job.start(run)
+
+    def _kept(self, rows: list[Any]) -> list[Any]:
+        """`rows` (one per result) without the copies that one per group leaves out."""
+        if not (self.one_per_group.isEnabled() and self.one_per_group.isChecked()):
+            return rows
+        extras = self.results.duplicate_extras().tolist()
+        return [row for row, extra in zip(rows, extras, strict=True) if not extra]
 
     def undo(self) -> None:
         if self.job.running or journal_state(self.last_journal) != "exported":

@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         client.labelFinished.connect(self._on_finished)
         client.failed.connect(self._on_failed)
         client.busyChanged.connect(self._on_busy)
+        self.results_panel.find_duplicates_with(client)
         last = self.sessions.last()
         if last is not None:
             self.restore(last)
@@ -289,6 +290,7 @@ class MainWindow(QMainWindow):
             "model": "The model could not be loaded",
             "engine": "Measuring the faster engines failed; labeling goes on as before",
             "label": "Labeling stopped",
+            "duplicates": "Looking for duplicates failed",
         }
         self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")
         if kind == "model":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import (
@@ -22,6 +22,9 @@ from fewshot_gui.core.predictions import ERROR_INDEX, UNKNOWN_INDEX, Labels, Pre
 from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.thumbnails import ThumbnailCache
 
+if TYPE_CHECKING:
+    from fewshot_gui.core.duplicates import DuplicateGroups
+
 Index = QModelIndex | QPersistentModelIndex
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 LABEL_ROLE = Qt.ItemDataRole.UserRole + 2  # the corrected label if any, else the prediction's
@@ -31,6 +34,7 @@ CORRECTED_ROLE = Qt.ItemDataRole.UserRole + 5
 RESULTS_MIME = "application/x-fewshot-results"
 ERROR_FILTER = "\x00errors"  # filter value for images that could not be read
 CORRECTED_FILTER = "\x00corrected"  # filter value for images the user labeled
+DUPLICATES_FILTER = "\x00duplicates"  # filter value for images in a group of copies
 RESULT_THUMB = 112
 NOT_CORRECTED = -3  # in the corrected column; otherwise a name code or UNKNOWN_INDEX
 
@@ -45,6 +49,8 @@ _COLUMNS = {
     "novelty": np.float32,
     "pinned": np.bool_,
     "corrected": np.int32,
+    "duplicate_group": np.int32,  # 0: in no group of copies; else the group's number
+    "duplicate_keep": np.bool_,  # the one file of its group that "one per group" keeps
 }
 _COMPARED = ("label", "nearest", "runner_up", "confidence", "runner_up_confidence", "novelty")
 
@@ -73,6 +79,7 @@ class ResultsModel(QAbstractListModel):
         self._row_of: dict[Path, int] = {}
         self._errors: dict[int, str] = {}  # few rows fail: a dict, not a column of ''
         self._data = {name: np.zeros(0, dtype) for name, dtype in _COLUMNS.items()}
+        self._duplicates_rows = -1  # how many rows the groups were found among; -1: never
 
     # --- columns ---------------------------------------------------------------------------
 
@@ -102,6 +109,8 @@ class ResultsModel(QAbstractListModel):
             return np.ones(n, bool)
         if label_filter == CORRECTED_FILTER:
             return self._data["corrected"][:n] != NOT_CORRECTED
+        if label_filter == DUPLICATES_FILTER:
+            return self._data["duplicate_group"][:n] > 0
         code = self._filter_code(label_filter)
         return np.zeros(n, bool) if code is None else self.effective_codes() == code
 
@@ -116,6 +125,7 @@ class ResultsModel(QAbstractListModel):
         counts[CORRECTED_FILTER] = int(
             (self._data["corrected"][: self._size] != NOT_CORRECTED).sum()
         )
+        counts[DUPLICATES_FILTER] = int((self._data["duplicate_group"][: self._size] > 0).sum())
         return counts
 
     def novelties(self) -> np.ndarray:
@@ -144,6 +154,33 @@ class ResultsModel(QAbstractListModel):
         return list(
             zip(self._paths, [names[c] for c in self.effective_codes().tolist()], strict=True)
         )
+
+    # --- duplicates ------------------------------------------------------------------------
+
+    def set_duplicates(self, found: DuplicateGroups) -> None:
+        """Groups of copies (core.duplicates) among the rows; rows it did not look at join
+        no group. The groups are current until rows are added or cleared."""
+        n = self._size
+        group, keep = np.zeros(n, np.int32), np.zeros(n, bool)
+        for path, number, kept in zip(found.paths, found.group, found.keep, strict=True):
+            row = self._row_of.get(path)
+            if row is not None:
+                group[row], keep[row] = number, kept
+        old = self._data["duplicate_group"][:n]
+        changed = np.flatnonzero(old != group)
+        old[:] = group
+        self._data["duplicate_keep"][:n] = keep
+        self._duplicates_rows = n
+        self._emit_updated(changed)
+
+    def duplicates_current(self) -> bool:
+        """Whether the groups were found among exactly the rows there are now."""
+        return self._duplicates_rows == self._size
+
+    def duplicate_extras(self) -> np.ndarray:
+        """Per row, whether it is a copy that keeping one file per group leaves out."""
+        n = self._size
+        return (self._data["duplicate_group"][:n] > 0) & ~self._data["duplicate_keep"][:n]
 
     # --- Qt model --------------------------------------------------------------------------
 
@@ -434,6 +471,10 @@ class ResultsModel(QAbstractListModel):
                 f"runner-up {prediction.runner_up} ({prediction.runner_up_confidence:.1%})"
             )
         lines.append(f"novelty {prediction.novelty:.3g}")
+        group = int(self._data["duplicate_group"][row])
+        if group:
+            kept = "kept" if self._data["duplicate_keep"][row] else "left out"
+            lines.append(f"duplicate group {group} ({kept} when exporting one per group)")
         return "\n".join(lines)
 
     def _on_thumbnail(self, path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import (
@@ -39,6 +40,7 @@ from fewshot_gui.gui.class_model import ClassModel
 from fewshot_gui.gui.hint_view import HintListView
 from fewshot_gui.gui.results_model import (
     CORRECTED_FILTER,
+    DUPLICATES_FILTER,
     ERROR_FILTER,
     PATH_ROLE,
     RESULT_THUMB,
@@ -46,6 +48,10 @@ from fewshot_gui.gui.results_model import (
 )
 from fewshot_gui.gui.review_order import ReviewOrder, index_cache
 from fewshot_gui.gui.thumbnails import ThumbnailCache
+from fewshot_gui.workers.labeling_client import LabelingClient
+
+if TYPE_CHECKING:
+    from fewshot_gui.core.duplicates import DuplicateGroups, DuplicateProgress
 
 PREVIEW_SIDE = 768
 PREVIEW_HINT = "Select a result to see it large here"
@@ -204,6 +210,8 @@ class ResultsPanel(QWidget):
         self._retain_timer.setInterval(RETAIN_MS)
         self._retain_timer.timeout.connect(self.retain_visible_thumbnails)
         self._kept: tuple[np.ndarray, int | None] = (np.zeros(0, np.int64), None)
+        self._client: LabelingClient | None = None  # finds the duplicates, off this thread
+        self._duplicates_status = ""  # while a search runs: how far it is
 
         self.filter.currentIndexChanged.connect(self._on_filter)
         self.least_sure.toggled.connect(self.order.set_least_sure_first)
@@ -265,7 +273,7 @@ class ResultsPanel(QWidget):
         self.filter.clear()
         entries = [("All images", None), *((n, n) for n in self.classes.names())]
         entries += [(UNKNOWN, UNKNOWN), ("unreadable", ERROR_FILTER)]
-        entries += [("labeled by you", CORRECTED_FILTER)]
+        entries += [("labeled by you", CORRECTED_FILTER), ("duplicates", DUPLICATES_FILTER)]
         for row, (text, value) in enumerate(entries):
             self.filter.addItem(text, value)
             self.filter.setItemData(row, text, _NAME_ROLE)
@@ -288,13 +296,55 @@ class ResultsPanel(QWidget):
     def _on_filter(self, _row: int) -> None:
         self.order.set_label_filter(self.filter.currentData())
         self._update_count()
+        self._find_duplicates()
+
+    # --- duplicates ------------------------------------------------------------------------
+
+    def find_duplicates_with(self, client: LabelingClient) -> None:
+        """Showing "duplicates" asks `client` for the groups among the results, again after
+        each labeling run; the worker finds them, never this thread."""
+        self._client = client
+        client.duplicatesProgress.connect(self._on_duplicates_progress)
+        client.duplicatesFound.connect(self._on_duplicates_found)
+        client.labelFinished.connect(lambda _summary: self._find_duplicates())
+        client.failed.connect(self._on_duplicates_failed)
+
+    def _find_duplicates(self) -> None:
+        shown = self.filter.currentData() == DUPLICATES_FILTER
+        if not shown or self._client is None or self.model.duplicates_current():
+            return
+        self._duplicates_status = "Looking for duplicates…"
+        self._update_count()
+        self._client.find_duplicates([self.model.path(r) for r in range(self.model.rowCount())])
+
+    def _on_duplicates_progress(self, progress: DuplicateProgress) -> None:
+        if self._duplicates_status:
+            self._duplicates_status = (
+                f"Looking for duplicates: {progress.stage} {progress.done} of {progress.total}"
+            )
+            self._update_count()
+
+    def _on_duplicates_found(self, found: DuplicateGroups) -> None:
+        self._duplicates_status = ""
+        if not found.cancelled:
+            self.model.set_duplicates(found)
+        self._update_counts()
+        self._update_count()
+
+    def _on_duplicates_failed(self, kind: str, _message: str) -> None:
+        if kind == "duplicates":  # the window's banner says why
+            self._duplicates_status = ""
+            self._update_count()
 
     def _update_count(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
         if self.count.text() != f"{shown} of {total}":
             self.count.setText(f"{shown} of {total}")
         shown_as = self.filter.currentData(_NAME_ROLE)
-        self.view.set_hint(EMPTY_HINT if not total else f"No images in “{shown_as}”")
+        hint = f"No images in “{shown_as}”"
+        if self.filter.currentData() == DUPLICATES_FILTER:
+            hint = self._duplicates_status or f"No copies among these {total} images"
+        self.view.set_hint(EMPTY_HINT if not total else hint)
 
     def _keep_selection(self) -> None:
         # A reset (a new filter, or many rows leaving it) would drop the selection: keep it by

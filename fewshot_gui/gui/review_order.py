@@ -17,7 +17,7 @@ from PySide6.QtCore import (
     QTimer,
 )
 
-from fewshot_gui.gui.results_model import ResultsModel
+from fewshot_gui.gui.results_model import DUPLICATES_FILTER, ResultsModel
 
 Index = QModelIndex | QPersistentModelIndex
 # Past this many rows shown, streamed rows join the order at most every THROTTLE_MS: each
@@ -99,6 +99,8 @@ class ReviewOrder(QAbstractListModel):
     def order(self) -> np.ndarray:
         """The results rows the filter shows, in the order to show them."""
         rows = np.flatnonzero(self.results.mask(self._filter))
+        if self._filter == DUPLICATES_FILTER:  # each group's files side by side
+            return rows[np.argsort(self.results.column("duplicate_group")[rows], kind="stable")]
         if self._least_sure_first:
             rows = _sorted_by(self.results.review_keys()[rows], rows)
         return rows

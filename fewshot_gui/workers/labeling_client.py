@@ -45,6 +45,8 @@ class LabelingClient(QObject):
     relabeled = Signal(object)  # Labels: the final labels of every file so far
     failed = Signal(str, str)  # kind, message
     busyChanged = Signal(bool)  # a labeling run started or ended
+    duplicatesProgress = Signal(object)  # core.duplicates.DuplicateProgress
+    duplicatesFound = Signal(object)  # core.duplicates.DuplicateGroups
 
     _listModels = Signal()
     _loadModel = Signal(int, str, object)
@@ -52,6 +54,7 @@ class LabelingClient(QObject):
     _setUnknown = Signal(int, object, object)
     _relabel = Signal(int, object)
     _label = Signal(int, object, object)
+    _findDuplicates = Signal(int, object, object)
 
     def __init__(
         self,
@@ -112,6 +115,11 @@ class LabelingClient(QObject):
         self.busyChanged.emit(True)
         self._label.emit(gen, target if isinstance(target, Path) else list(target), token)
 
+    def find_duplicates(self, paths: Sequence[Path]) -> None:
+        """Group `paths` into copies with the loaded model; an older search stops."""
+        gen, token = self._next("duplicates")
+        self._findDuplicates.emit(gen, list(paths), token)
+
     def cancel(self) -> None:
         """Stop the labeling run; the summary still arrives, marked cancelled."""
         self._tokens["label"].cancel()
@@ -166,6 +174,9 @@ class LabelingClient(QObject):
         self._setUnknown.connect(w.set_unknown)
         self._relabel.connect(w.relabel)
         self._label.connect(w.label)
+        self._findDuplicates.connect(w.find_duplicates)
+        w.duplicatesProgress.connect(self._on_duplicates_progress)
+        w.duplicatesFound.connect(self._on_duplicates_found)
         w.modelsListed.connect(self.modelsListed)
         w.stage.connect(self.stage)
         w.modelLoaded.connect(self._on_model)
@@ -212,6 +223,14 @@ class LabelingClient(QObject):
         # order, so the last one to arrive is the freshest.
         if self._current("relabel", gen) or self._current("label", gen):
             self.relabeled.emit(labels)
+
+    def _on_duplicates_progress(self, gen: int, progress: object) -> None:
+        if self._current("duplicates", gen):
+            self.duplicatesProgress.emit(progress)
+
+    def _on_duplicates_found(self, gen: int, found: object) -> None:
+        if self._current("duplicates", gen):
+            self.duplicatesFound.emit(found)
 
     def _on_failed(self, kind: str, gen: int, message: str) -> None:
         if gen and not self._current("model" if kind == "engine" else kind, gen):

@@ -17,11 +17,12 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import CancelToken, long_lived_objects
+from fewshot_gui.workers.stepping import SteppedJob
 
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 PROBE_POLL_MS = 200  # how often the worker reads the engine measurement's progress
-KINDS = ("model", "engine", "support", "label", "relabel")
+KINDS = ("model", "engine", "support", "label", "relabel", "duplicates")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class LabelingWorker(QObject):
     labelProgress = Signal(int, object, list)  # gen, Progress, [Labels] of the new files
     labelFinished = Signal(int, object)  # gen, LabelSummary
     relabeled = Signal(int, object)  # gen, Labels of every file so far (the final labels)
+    duplicatesProgress = Signal(int, object)  # gen, core.duplicates.DuplicateProgress
+    duplicatesFound = Signal(int, object)  # gen, core.duplicates.DuplicateGroups
     failed = Signal(str, int, str)  # kind, gen, message
 
     def __init__(
@@ -99,6 +102,7 @@ class LabelingWorker(QObject):
         self._timer: QTimer | None = None
         self._probe: Any = None  # core.engine_choice.EngineProbe while one measures
         self._probe_timer: QTimer | None = None
+        self._duplicates: SteppedJob | None = None
 
     @Slot()
     def list_models(self) -> None:
@@ -243,11 +247,30 @@ class LabelingWorker(QObject):
             self._timer.timeout.connect(self._step)
         self._timer.start()
 
+    @Slot(int, object, object)
+    def find_duplicates(self, gen: int, paths: list[Path], token: CancelToken) -> None:
+        """Group `paths` into copies with the loaded model (core.duplicates), a step per turn
+        beside any labeling run; a newer request replaces this one."""
+        if token.cancelled or not self._require_model("duplicates", gen):
+            return
+        from fewshot_gui.core.duplicates import find_duplicates, pipeline_embed
+
+        if self._duplicates is None:  # made here, so that it belongs to the worker thread
+            self._duplicates = SteppedJob(EMIT_INTERVAL_S, self)
+            self._duplicates.event.connect(self.duplicatesProgress)
+            self._duplicates.finished.connect(self.duplicatesFound)
+            self._duplicates.failed.connect(
+                lambda g, error: self.failed.emit("duplicates", g, describe_error(error))
+            )
+        self._duplicates.start(gen, find_duplicates(paths, pipeline_embed(self._labeler), token))
+
     @Slot()
     def shutdown(self) -> None:
         """Close any running job; connected directly to the thread's `finished`."""
         self._stop_job()
         self._stop_probe()
+        if self._duplicates is not None:
+            self._duplicates.stop()
 
     def _step(self) -> None:
         # One batch per turn: queued requests (a new support set, a cancel) run in between.

@@ -161,6 +161,7 @@ def test_filters_show_counts_and_masks(panel, tmp_path):
         "unknown (1)",
         "unreadable (1)",
         "labeled by you (1)",
+        "duplicates (0)",
     ]
     for value, expected in [
         ("crab", ["2.png", "3.png"]),
