@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..core.checkpoint import LoadedModel
     from ..core.cluster import RaySession
     from ..core.engine_choice import EngineChoice
+    from ..core.labeling import Labeler
     from ..core.support import SupportSet
 
 PAST = {"copy": "copied", "move": "moved", "link": "linked"}
@@ -39,56 +40,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Label every image under --images from the examples in --support, "
         "--class or a saved --session.",
     )
-    support = label.add_mutually_exclusive_group(required=True)
-    support.add_argument("--support", type=Path, help="one subfolder of examples per class")
-    support.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        metavar="NAME=FILE,FILE",
-        help="a class and its example files (repeat for each class)",
-    )
-    support.add_argument(
-        "--session",
-        type=Path,
-        help="a session the app saved (.fewshot.json, see docs/session-format.md): its classes, "
-        "corrections, threshold, model and folder, each unless given here",
-    )
-    label.add_argument(
-        "--images", type=Path, help="folder to label (recursive); default: the session's"
-    )
-    label.add_argument(
-        "--corrections",
-        type=Path,
-        help="CSV with columns path,label (a class or unknown): each image is pinned to its "
-        "label, and a class correction is also an example of its class, as in the app",
-    )
-    label.add_argument("--model", help=f"default: the session's, else {DEFAULT_MODEL}")
+    add_support_options(label, required=True)
     label.add_argument("--out", type=Path, default=Path("labels.csv"), help=".csv, .json or .jsonl")
     label.add_argument(
         "--restart", action="store_true", help="ignore an existing --out instead of continuing it"
     )
-    label.add_argument("--unknown", help=UNKNOWN_HELP + " Default: the session's, else auto.")
     label.add_argument(
         "--inductive",
         action="store_true",
         help="label each image on its own; by default the model also learns from the whole "
         "folder (soft k-means over the unlabeled images, Ren et al. 2018) before the final labels",
     )
-    label.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    label.add_argument(
-        "--engine",
-        choices=ENGINE_CHOICES,
-        default="auto",
-        help="what runs the model: auto (default) times the float32 engines once per model "
-        "and device and keeps the fastest; the -bf16/-fp16 ones trade exactness for speed",
-    )
-    label.add_argument(
-        "--batch-size", type=int, help="images per batch (default 16 on the CPU, 64 on a GPU)"
-    )
-    label.add_argument(
-        "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
-    )
+    add_model_options(label)
     label.add_argument(
         "--cluster",
         metavar="ray[=ADDRESS]",
@@ -111,6 +74,83 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     undo.set_defaults(run=run_undo)
 
 
+def add_support_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """--support, --class or --session, with --images, --corrections and --unknown: what
+    `resolve_inputs` reads."""
+    support = parser.add_mutually_exclusive_group(required=required)
+    support.add_argument("--support", type=Path, help="one subfolder of examples per class")
+    support.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="NAME=FILE,FILE",
+        help="a class and its example files (repeat for each class)",
+    )
+    support.add_argument(
+        "--session",
+        type=Path,
+        help="a session the app saved (.fewshot.json, see docs/session-format.md): its classes, "
+        "corrections, threshold, model and folder, each unless given here",
+    )
+    parser.add_argument(
+        "--images", type=Path, help="folder to label (recursive); default: the session's"
+    )
+    parser.add_argument(
+        "--corrections",
+        type=Path,
+        help="CSV with columns path,label (a class or unknown): each image is pinned to its "
+        "label, and a class correction is also an example of its class, as in the app",
+    )
+    parser.add_argument("--unknown", help=UNKNOWN_HELP + " Default: the session's, else auto.")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model, --device, --engine, --batch-size and --no-cache: what `open_labeler` reads."""
+    parser.add_argument("--model", help=f"default: the session's, else {DEFAULT_MODEL}")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default="auto",
+        help="what runs the model: auto (default) times the float32 engines once per model "
+        "and device and keeps the fastest; the -bf16/-fp16 ones trade exactness for speed",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help="images per batch (default 16 on the CPU, 64 on a GPU)"
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
+    )
+
+
+def open_labeler(
+    args: argparse.Namespace, model: str, *, transductive: bool = True, measure: bool = True
+) -> Labeler | None:
+    """The Labeler of `model` the flags of `add_model_options` ask for; a first run on this
+    machine measures the engines (`measure_in_child`) unless `measure` is off. None when
+    Ctrl-C stopped the measurement."""
+    from ..core.checkpoint import load_model
+    from ..core.labeling import Labeler
+    from ..core.paths import cache_dir
+
+    loaded = load_model(model)
+    labeler = Labeler(
+        loaded,
+        device=args.device,
+        cache_dir=None if args.no_cache else cache_dir(),
+        batch_size=args.batch_size,
+        engine=args.engine,
+        transductive=transductive,
+    )
+    if labeler.engine_choice.measure_later and measure:
+        measured = measure_in_child(loaded, args, labeler.batch_size)
+        if measured is None:
+            return None
+        labeler.use_engine(measured)
+    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
+    return labeler
+
+
 def parse_unknown(value: str | float) -> str | float:
     """--unknown (or a session's threshold): auto, off or a finite number."""
     if value in ("auto", "off"):
@@ -127,12 +167,17 @@ def parse_unknown(value: str | float) -> str | float:
     return number
 
 
+def check_batch_size(args: argparse.Namespace) -> None:
+    """--batch-size, as `add_model_options` adds it, within its bounds."""
+    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}, not {args.batch_size}")
+
+
 def check_flags(args: argparse.Namespace) -> None:
     """Refuse a bad flag value before anything is read, not after a whole run."""
     from ..core.manifest import MANIFEST_SUFFIXES
 
-    if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_SIZE:
-        raise ConfigError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}, not {args.batch_size}")
+    check_batch_size(args)
     if args.out.suffix.lower() not in MANIFEST_SUFFIXES:
         raise ConfigError(
             f"--out {args.out}: name the manifest with one of {', '.join(MANIFEST_SUFFIXES)}"
@@ -247,12 +292,10 @@ def run_label(args: argparse.Namespace) -> int:
 
 
 def _run_label(args: argparse.Namespace, cluster: RaySession | None) -> int:
-    from ..core.checkpoint import load_model
     from ..core.images import iter_image_files
     from ..core.jobs import CancelToken
-    from ..core.labeling import Labeler, LabelProgress
+    from ..core.labeling import LabelProgress
     from ..core.manifest import read_manifest, write_manifest
-    from ..core.paths import cache_dir
     from ..core.support import SupportClass, SupportSet
 
     check_flags(args)
@@ -275,30 +318,24 @@ def _run_label(args: argparse.Namespace, cluster: RaySession | None) -> int:
             for c in support.classes
         )
     )
-    loaded = load_model(model)
-    labeler = Labeler(
-        loaded,
-        device=args.device,
-        cache_dir=None if args.no_cache else cache_dir(),
-        batch_size=args.batch_size,
-        engine=args.engine,
-        transductive=not args.inductive,
-    )
+    # A cluster's workers measure their own engines.
+    labeler = open_labeler(args, model, transductive=not args.inductive, measure=cluster is None)
+    if labeler is None:
+        say("stopped before labeling: nothing was written")
+        return 130
+    loaded = labeler.loaded
     labeler.set_unknown(unknown)
-    if labeler.engine_choice.measure_later and cluster is None:  # workers have their own
-        measured = measure_in_child(loaded, args, labeler.batch_size)
-        if measured is None:
-            say("stopped before labeling: nothing was written")
-            return 130
-        labeler.use_engine(measured)
-    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
     report = drive_with(labeler.set_support(support), {})
     labeler.set_corrections(corrections)
     for _path, error in report.errors:
         say(f"example skipped: {error}")
     if cluster is not None:
         engine = labeler.engine
-        labeler.embed_through(lambda base: cluster.pipeline(base, loaded, engine, args.engine))
+        labeler.embed_through(
+            lambda base: cluster.pipeline(
+                base, loaded, engine, args.engine, keep_exports=not args.no_cache
+            )
+        )
     if report.mismatch:
         say(f"note: {report.mismatch}")
     for cls in report.classes:

@@ -112,6 +112,7 @@ class RaySession:
         engine: Engine,
         requested: str,
         *,
+        keep_exports: bool = True,
         actor: type[EmbedActor] | None = None,
     ) -> RayPipeline:
         """A pipeline with `base`'s caches and batches that embeds misses on the cluster, with
@@ -130,6 +131,7 @@ class RaySession:
                 "engine": requested,
                 "numerics": engine.numerics,
                 "decode_threads": decode,
+                "keep_exports": keep_exports,
             },
             workers=workers,
             resources=options,
@@ -163,18 +165,26 @@ class EmbedActor:
     files itself. Called with rows of {batch, paths}; gives one row per file."""
 
     def __init__(
-        self, model_files: dict[str, bytes], engine: str, numerics: str, decode_threads: int
+        self,
+        model_files: dict[str, bytes],
+        engine: str,
+        numerics: str,
+        decode_threads: int,
+        keep_exports: bool = True,
     ) -> None:
         from .checkpoint import load_model
         from .devices import pick_device
         from .engine_choice import choose_engine
+        from .paths import cache_dir
 
         self._folder = tempfile.TemporaryDirectory(prefix="fewshot-model-")
         for name, data in model_files.items():
             Path(self._folder.name, name).write_bytes(data)
         self.loaded = load_model(Path(self._folder.name))
         device, device_name = pick_device("auto")
-        self.engine = choose_engine(self.loaded, device, engine).engine
+        # The node's own cache keeps the ONNX export, made once per node, not per actor.
+        exports = cache_dir() / "engines" if keep_exports else None
+        self.engine = choose_engine(self.loaded, device, engine, cache_dir=exports).engine
         self.node = node_name()
         if self.engine.numerics != numerics:
             raise ClusterError(
@@ -332,7 +342,8 @@ class RayPipeline(EmbeddingPipeline):
             fn_constructor_kwargs=self._actor_kwargs,
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=self._workers),
+            # Every worker at once: a pool that grows on demand stayed at one actor here.
+            compute=ray.data.ActorPoolStrategy(size=self._workers),
             **self._resources,
         )
         try:
