@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,14 @@ class LabelingWorker(QObject):
             return
         try:
             with long_lived_objects():
-                paths = list(iter_image_files(target) if isinstance(target, Path) else target)
+                paths = list(
+                    takewhile(
+                        # 100,000 files take seconds to walk; a cancelled run still
+                        # ends with its summary (marked cancelled), as the client promises.
+                        lambda _: not token.cancelled,
+                        iter_image_files(target) if isinstance(target, Path) else target,
+                    )
+                )
             self._labeler.forget()  # a new run replaces the results of the last one
             job = self._labeler.label(paths, token)
         except Exception as error:

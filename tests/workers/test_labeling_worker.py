@@ -86,6 +86,31 @@ def test_cancel_in_the_middle(qtbot, pattern_class, client, tiny_model, support,
     assert summary.labeled + summary.unknown + summary.errors == len(received)
 
 
+def test_a_cancel_stops_the_folder_walk_itself(
+    qtbot, pattern_class, client, tiny_model, support, tmp_path, monkeypatch
+):
+    from fewshot_gui.workers import labeling_worker
+
+    pattern_class(tmp_path / "big", seed=3, count=50)
+    walked: list[Path] = []
+    real_walk = labeling_worker.iter_image_files
+
+    def walk_then_cancel(root: Path):
+        for path in real_walk(root):
+            walked.append(path)
+            if len(walked) == 3:
+                client.cancel()  # as the Cancel button does, while 100,000 files are walked
+            yield path
+
+    monkeypatch.setattr(labeling_worker, "iter_image_files", walk_then_cancel)
+    ready(qtbot, client, tiny_model, support)
+    with qtbot.waitSignal(client.labelFinished, timeout=TIMEOUT) as finished:
+        client.label(tmp_path / "big")
+    summary = finished.args[0]
+    assert len(walked) <= 4  # the walk stopped at the cancel, not at the 50th file
+    assert summary.cancelled and summary.total <= 3
+
+
 def test_a_newer_run_drops_the_stale_one(
     qtbot, pattern_class, client, tiny_model, support, tmp_path
 ):
