@@ -22,9 +22,12 @@ Arms, on the same tasks:
 - propagate: pinned, plus label propagation of each correction's residual over the kNN graph
   of the rows near the corrections (`propagation.propagate_corrections` with `Propagation()`:
   the Labeler does not ship it, so `relabel_propagated` here runs the Labeler's steps with it);
-- reach: the shipped default `Spread()`: pinned, plus each `unknown` correction moving the
-  boundary in for the rows among its 20 nearest, and each correction of a class with one
-  example (a guessed threshold) widening that class's boundary out to it.
+- reach: the previous default, `Spread(claim=False)`: pinned, plus each `unknown` correction
+  moving the boundary in for the rows among its 20 nearest, and each correction of a class
+  with one example (a guessed threshold) widening that class's boundary out to it;
+- claim: the shipped default `Spread()`: reach, plus each `unknown` correction a labeled
+  point of clutter, making unknown the rows of a class with a measured boundary that it is
+  the nearest labeled image of (`corrections.claim_clutter`).
 
 Accuracy counts every image in the folder: in-class images right, clutter `unknown`.
 Embeddings come from the Labeler's disk cache (`--cache`), so only the first run reads photos.
@@ -59,7 +62,8 @@ ARMS = {  # each arm's `Labeler.spread`; propagate adds `relabel_propagated` to 
     "today": None,
     "pinned": None,
     "propagate": None,
-    "reach": Spread(),
+    "reach": Spread(claim=False),
+    "claim": Spread(),
 }
 FAMILIES = {  # shot, draw (see `make_task`)
     "look5": (5, "pair"),
@@ -275,7 +279,7 @@ def relabel_speed(labeler: Labeler, held: ImagePool, rows: int, corrections: int
         f"\nrelabel() over {rows} rows, best of 5: no corrections {best_ms('reach'):.0f} ms",
         end="",
     )
-    for arm in ("pinned", "propagate", "reach"):
+    for arm in ("pinned", "propagate", "reach", "claim"):
         labeler.spread = ARMS[arm]
         labeler.set_corrections(pins)
         print(f"; {corrections} corrections, {arm} {best_ms(arm):.0f} ms", end="")

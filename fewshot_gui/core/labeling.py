@@ -13,7 +13,14 @@ import torch
 
 from .calibration import Calibration, ClassReport, calibrate
 from .checkpoint import LoadedModel
-from .corrections import Evidence, Spread, as_prototypes, reach_boundary, widen_boundary
+from .corrections import (
+    Evidence,
+    Spread,
+    as_prototypes,
+    claim_clutter,
+    reach_boundary,
+    widen_boundary,
+)
 from .devices import pick_device
 from .embedding_cache import EmbeddingCache
 from .embedding_pipeline import Embedded, EmbeddingPipeline, cache_name
@@ -428,8 +435,10 @@ class Labeler:
 
         A final (transductive) re-labeling also moves the unknown boundary near each
         correction (`corrections.reach_boundary`), and the whole boundary of a class whose
-        boundary was a guess (`corrections.widen_boundary`). Images far from every
-        correction keep their labels: a correction changes only what it is evidence for.
+        boundary was a guess (`corrections.widen_boundary`), and each `unknown` correction
+        claims the rows it is the nearest labeled image of (`corrections.claim_clutter`).
+        Images far from every correction keep their labels: a correction changes only what
+        it is evidence for.
         """
         scores, far = self._labeled.scores(self.model, rows, everything)
         anchors = self._anchors(rows, everything)
@@ -456,6 +465,16 @@ class Labeler:
                 verdict = widen_boundary(verdict, evidence, self._guessed)
             if spread.reach:
                 verdict = reach_boundary(verdict, evidence, spread.reach)
+            if spread.claim and bool((anchors.labels < 0).any()) and self._support_features:
+                examples = self.model.points(self._support_features[0])
+                to_examples = self._labeled.anchor_scores(
+                    self.model,
+                    self.model.anchor_scores,  # type: ignore[attr-defined]
+                    examples,
+                    rows,
+                    everything,
+                )[1]
+                verdict = claim_clutter(verdict, evidence, to_examples.min(1).values, self._guessed)
         return pinned, pinned_far, verdict
 
     def _anchors(self, rows: Sequence[int], everything: bool) -> _Anchors | None:

@@ -1,6 +1,7 @@
 """What a correction teaches beyond its own image: it joins its class mean (the threshold
-stays calibrated on the examples), and it widens the boundary of a class that had a single
-example, exactly where `widen_boundary` says."""
+stays calibrated on the examples), it widens the boundary of a class that had a single
+example, exactly where `widen_boundary` says, and an `unknown` one claims the look-alike
+clutter it is the nearest labeled image of (`claim_clutter`)."""
 
 from pathlib import Path
 
@@ -8,11 +9,11 @@ import numpy as np
 import torch
 
 from fewshot_gui.core.checkpoint import load_model
-from fewshot_gui.core.corrections import Evidence, Spread, widen_boundary
+from fewshot_gui.core.corrections import Evidence, Spread, claim_clutter, widen_boundary
 from fewshot_gui.core.jobs import drive
-from fewshot_gui.core.labeling import Labeler, SupportSet
+from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet
 from fewshot_gui.core.methods.protonet import class_means
-from tests.conftest import LabelingTask
+from tests.conftest import LabelingTask, make_labeling_task
 
 # Rows by (nearest class, novelty); the threshold is 1 and one correction of class 0 lies at
 # novelty 2, far from every row (distance 9) but row 6's (distance 1).
@@ -135,3 +136,106 @@ def test_a_correction_widens_a_one_example_class_wherever_its_members_lie(
     widened_two = measured.relabel().label
     measured.spread = Spread(reach=0, widen=False)
     assert measured.relabel().label.tolist() == widened_two.tolist()
+
+
+def claimed(guessed: list[bool], verdict: list[int] | None = None) -> list[int]:
+    """Six rows; pins: an `unknown` correction nearest class 0 (column 0), one nearest class 1
+    (column 1), and a class correction of class 0 (column 2)."""
+    scores = torch.nn.functional.one_hot(torch.tensor([0, 0, 0, 1, 0, 0]), 2).float()
+    distance = torch.tensor(
+        [
+            [0.1, 9.0, 9.0],  # nearer the clutter than its example (0.3): claimed
+            [0.4, 9.0, 9.0],  # nearer its example (0.3): kept
+            [0.2, 9.0, 0.1],  # nearer the class correction: kept
+            [0.1, 9.0, 9.0],  # nearest class 1, the clutter is nearest class 0: kept
+            [0.1, 9.0, 9.0],  # not embedded
+            [0.2, 0.1, 9.0],  # the clutter nearest class 1 is not its class's: claimed by 0
+        ]
+    )
+    to_examples = torch.tensor([0.3, 0.3, 0.3, 0.3, 0.3, 0.3])
+    evidence = Evidence(
+        scores,
+        torch.zeros(6),
+        distance,
+        torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]),
+        torch.zeros(3),
+        torch.tensor([-1, -1, 0]),
+        torch.tensor([True, True, True, True, False, True]),
+        1.0,
+    )
+    start = np.array(verdict or [0] * 6, np.int8)
+    return claim_clutter(start, evidence, to_examples, torch.tensor(guessed)).tolist()
+
+
+def test_an_unknown_correction_claims_the_rows_it_is_the_nearest_labeled_image_of() -> None:
+    assert claimed([False, False]) == [1, 0, 0, 0, 0, 1]
+    assert claimed([True, False]) == [0, 0, 0, 0, 0, 0]  # class 0's boundary is a guess
+    assert claimed([False, False], [-1, 0, 0, 0, 0, 0]) == [-1, 0, 0, 0, 0, 1]  # decided
+
+
+def clutter_task(root: Path) -> tuple[dict[str, list[Path]], list[Path], dict[Path, str]]:
+    """Four glyph classes to label and a fifth, left out of the examples, as clutter."""
+    task = make_labeling_task(root, classes=5)
+    left_out = sorted(task.support)[-1]
+    support = {name: examples for name, examples in task.support.items() if name != left_out}
+    truth = {p: UNKNOWN if name == left_out else name for p, name in task.truth.items()}
+    return support, sorted(truth), truth
+
+
+def test_an_unknown_correction_pulls_its_look_alike_clutter_to_unknown(
+    glyph_model: Path, tmp_path: Path
+) -> None:
+    support, paths, truth = clutter_task(tmp_path)
+
+    def relabeled(spread: Spread, corrections: dict[Path, str], order: list[Path]) -> Labeler:
+        labeler = labeler_for(glyph_model, support)
+        labeler.spread = spread
+        labeler.set_unknown(1e9)  # every row known: the clutter is labeled as some class
+        labeler.set_corrections(corrections)
+        drive(labeler.label(order))
+        return labeler
+
+    before = relabeled(Spread(reach=0), {}, paths).relabel()
+    clutter = [i for i, p in enumerate(paths) if truth[p] == UNKNOWN]
+    assert (before.label[clutter] >= 0).all()
+    row = clutter[int(np.argmin(before.confidence[clutter]))]  # the reviewer's first
+    correction = {paths[row]: UNKNOWN}
+    labeler = relabeled(Spread(reach=0), correction, paths)
+    after = labeler.relabel()
+    labeler.spread = Spread(reach=0, claim=False)
+    alone = labeler.relabel()  # the correction as a prototype only
+
+    # Independently: rows of a measured class nearer the correction than every example,
+    # whose nearest class (by the prototypes) is the correction's.
+    points = labeler._labeled.exact()
+    examples = labeler.model.points(labeler._support_features[0])
+    to_pin = (points - points[row]).pow(2).sum(1)
+    to_examples = torch.cdist(points, examples).pow(2).min(1).values
+    nearest = labeler.model.score_points(points)[0].argmax(1)
+    expected = (to_pin < to_examples) & (nearest == nearest[row])
+    expected = expected.numpy() & (alone.label != -1)
+    changed = after.label != alone.label
+    assert changed.tolist() == expected.tolist()
+    assert (after.label[changed] == -1).all()
+    others = set(np.flatnonzero(changed).tolist()) - {row}
+    assert others, "the correction should claim some other image of the clutter"
+    assert all(truth[paths[i]] == UNKNOWN for i in others)  # look-alike clutter only
+
+    # The same corrections give the same labels in any labeling order.
+    again = relabeled(Spread(reach=0), correction, paths[::-1]).relabel()
+    assert {p.path: p.label for p in again} == {p.path: p.label for p in after}
+
+
+def test_an_unknown_correction_claims_nothing_of_a_one_example_class(
+    glyph_model: Path, tmp_path: Path
+) -> None:
+    support, paths, truth = clutter_task(tmp_path)
+    one_each = {name: examples[:1] for name, examples in support.items()}
+    labeler = labeler_for(glyph_model, one_each)
+    labeler.set_unknown(1e9)
+    drive(labeler.label(paths))
+    row = next(i for i, p in enumerate(paths) if truth[p] == UNKNOWN)
+    labeler.set_corrections({paths[row]: UNKNOWN})
+    claimed_labels = labeler.relabel().label
+    labeler.spread = Spread(claim=False)
+    assert claimed_labels.tolist() == labeler.relabel().label.tolist()
