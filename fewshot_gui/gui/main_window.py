@@ -27,6 +27,7 @@ from fewshot_gui.gui.class_model import ClassModel, ExampleModel
 from fewshot_gui.gui.class_panel import Ask, ClassPanel, ask_with_message_box, local_paths
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
+from fewshot_gui.gui.map_dock import MapDock
 from fewshot_gui.gui.menus import build_menus
 from fewshot_gui.gui.results_model import ResultsModel
 from fewshot_gui.gui.results_panel import ResultsPanel
@@ -93,6 +94,7 @@ class MainWindow(QMainWindow):
             self, settings, last_session or last_session_path(), self.capture
         )
         self._build_layout()
+        self.map_dock = MapDock(self)  # View ▸ Map, beside the grid
         self.work = WorkStatus(self.statusBar(), self)
         build_menus(self)
         self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
@@ -146,6 +148,7 @@ class MainWindow(QMainWindow):
         client.labelFinished.connect(self._on_finished)
         client.failed.connect(self._on_failed)
         client.busyChanged.connect(self._on_busy)
+        self.map_dock.start(client)
         self.results_panel.find_duplicates_with(client)
         last = self.sessions.last()
         if last is not None:
@@ -290,6 +293,7 @@ class MainWindow(QMainWindow):
             "model": "The model could not be loaded",
             "engine": "Measuring the faster engines failed; labeling goes on as before",
             "label": "Labeling stopped",
+            "map": "The map could not be made",
             "duplicates": "Looking for duplicates failed",
         }
         self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")

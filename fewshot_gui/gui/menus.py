@@ -95,6 +95,7 @@ def build_menus(window: MainWindow) -> None:
     view = window.menuBar().addMenu("&View")
     _action(view, "&All Images", lambda: window.results_panel.set_filter(None), "Ctrl+0")
     _action(view, "&Unknown Only", lambda: window.results_panel.set_filter(UNKNOWN), "Ctrl+U")
+    view.addAction(window.map_dock.toggleViewAction())
 
     help_menu = window.menuBar().addMenu("&Help")
     _action(help_menu, "&Getting Started", lambda: window.banner.show_info(FIRST_RUN_HINT), "F1")

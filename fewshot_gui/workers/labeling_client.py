@@ -47,6 +47,8 @@ class LabelingClient(QObject):
     busyChanged = Signal(bool)  # a labeling run started or ended
     duplicatesProgress = Signal(object)  # core.duplicates.DuplicateProgress
     duplicatesFound = Signal(object)  # core.duplicates.DuplicateGroups
+    mapProgress = Signal(object)  # core.folder_map.MapProgress
+    mapFeatures = Signal(object)  # (readable paths, their embeddings (n, D)) for the map
 
     _listModels = Signal()
     _loadModel = Signal(int, str, object)
@@ -55,6 +57,7 @@ class LabelingClient(QObject):
     _relabel = Signal(int, object)
     _label = Signal(int, object, object)
     _findDuplicates = Signal(int, object, object)
+    _mapFeatures = Signal(int, object, object)
 
     def __init__(
         self,
@@ -120,6 +123,11 @@ class LabelingClient(QObject):
         gen, token = self._next("duplicates")
         self._findDuplicates.emit(gen, list(paths), token)
 
+    def map_features(self, paths: Sequence[Path]) -> None:
+        """Ask for the embeddings of `paths` for the folder map; an older request stops."""
+        gen, token = self._next("map")
+        self._mapFeatures.emit(gen, list(paths), token)
+
     def cancel(self) -> None:
         """Stop the labeling run; the summary still arrives, marked cancelled."""
         self._tokens["label"].cancel()
@@ -177,6 +185,9 @@ class LabelingClient(QObject):
         self._findDuplicates.connect(w.find_duplicates)
         w.duplicatesProgress.connect(self._on_duplicates_progress)
         w.duplicatesFound.connect(self._on_duplicates_found)
+        self._mapFeatures.connect(w.map_features)
+        w.mapProgress.connect(self._on_map_progress)
+        w.mapFeatures.connect(self._on_map_features)
         w.modelsListed.connect(self.modelsListed)
         w.stage.connect(self.stage)
         w.modelLoaded.connect(self._on_model)
@@ -231,6 +242,14 @@ class LabelingClient(QObject):
     def _on_duplicates_found(self, gen: int, found: object) -> None:
         if self._current("duplicates", gen):
             self.duplicatesFound.emit(found)
+
+    def _on_map_progress(self, gen: int, progress: object) -> None:
+        if self._current("map", gen):
+            self.mapProgress.emit(progress)
+
+    def _on_map_features(self, gen: int, found: object) -> None:
+        if self._current("map", gen):
+            self.mapFeatures.emit(found)
 
     def _on_failed(self, kind: str, gen: int, message: str) -> None:
         if gen and not self._current("model" if kind == "engine" else kind, gen):

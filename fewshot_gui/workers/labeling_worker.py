@@ -23,7 +23,7 @@ from fewshot_gui.workers.stepping import SteppedJob
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 PROBE_POLL_MS = 200  # how often the worker reads the engine measurement's progress
-KINDS = ("model", "engine", "support", "label", "relabel", "duplicates")
+KINDS = ("model", "engine", "support", "label", "relabel", "duplicates", "map")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,8 @@ class LabelingWorker(QObject):
     relabeled = Signal(int, object)  # gen, Labels of every file so far (the final labels)
     duplicatesProgress = Signal(int, object)  # gen, core.duplicates.DuplicateProgress
     duplicatesFound = Signal(int, object)  # gen, core.duplicates.DuplicateGroups
+    mapProgress = Signal(int, object)  # gen, core.folder_map.MapProgress
+    mapFeatures = Signal(int, object)  # gen, (readable paths, their embeddings (n, D))
     failed = Signal(str, int, str)  # kind, gen, message
 
     def __init__(
@@ -104,6 +106,7 @@ class LabelingWorker(QObject):
         self._probe: Any = None  # core.engine_choice.EngineProbe while one measures
         self._probe_timer: QTimer | None = None
         self._duplicates: SteppedJob | None = None
+        self._map: SteppedJob | None = None
 
     @Slot()
     def list_models(self) -> None:
@@ -272,6 +275,24 @@ class LabelingWorker(QObject):
             )
         self._duplicates.start(gen, find_duplicates(paths, pipeline_embed(self._labeler), token))
 
+    @Slot(int, object, object)
+    def map_features(self, gen: int, paths: list[Path], token: CancelToken) -> None:
+        """The embeddings of `paths` for the folder map (core.folder_map), through the cache,
+        a batch per turn; the layout itself runs elsewhere (workers/map_jobs.py)."""
+        if token.cancelled or not self._require_model("map", gen):
+            return
+        from fewshot_gui.core.duplicates import pipeline_embed
+        from fewshot_gui.core.folder_map import gather_features
+
+        if self._map is None:  # made here, so that it belongs to the worker thread
+            self._map = SteppedJob(EMIT_INTERVAL_S, self)
+            self._map.event.connect(self.mapProgress)
+            self._map.finished.connect(self.mapFeatures)
+            self._map.failed.connect(
+                lambda g, error: self.failed.emit("map", g, describe_error(error))
+            )
+        self._map.start(gen, gather_features(paths, pipeline_embed(self._labeler), token))
+
     @Slot()
     def shutdown(self) -> None:
         """Close any running job; connected directly to the thread's `finished`."""
@@ -279,6 +300,8 @@ class LabelingWorker(QObject):
         self._stop_probe()
         if self._duplicates is not None:
             self._duplicates.stop()
+        if self._map is not None:
+            self._map.stop()
 
     def _step(self) -> None:
         # One batch per turn: queued requests (a new support set, a cancel) run in between.
