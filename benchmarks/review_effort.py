@@ -27,7 +27,8 @@ Arms, on the same tasks:
   with one example (a guessed threshold) widening that class's boundary out to it;
 - claim: the shipped default `Spread()`: reach, plus each `unknown` correction a labeled
   point of clutter, making unknown the rows of a class with a measured boundary that it is
-  the nearest labeled image of (`corrections.claim_clutter`).
+  the nearest labeled image of (`corrections.claim_clutter`), and the refinement leaving out
+  the rows only that makes unknown (`corrections.claimed_rows`).
 
 Accuracy counts every image in the folder: in-class images right, clutter `unknown`.
 Embeddings come from the Labeler's disk cache (`--cache`), so only the first run reads photos.

@@ -9,7 +9,7 @@ import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -64,7 +64,8 @@ class Spread:
     `propagation.propagate_corrections`, which lost). `widen` (`widen_boundary`): a class
     correction beyond the threshold of a class whose threshold is a guess moves that
     class's whole boundary out. `claim` (`claim_clutter`): an `unknown` correction makes
-    unknown the rows of a measured class it is the nearest labeled image of.
+    unknown the rows of a measured class it is the nearest labeled image of, and the
+    refinement leaves them out (`claimed_rows`).
     """
 
     reach: int = 20
@@ -216,3 +217,41 @@ def claim_clutter(
     verdict = verdict.copy()
     verdict[claimed.cpu().numpy() & (verdict == 0)] = 1
     return verdict
+
+
+class AnchorScorer(Protocol):
+    """A model that scores points against its prototypes and against single anchors
+    (`ProtoNet.score_points`, `ProtoNet.anchor_scores`)."""
+
+    def score_points(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def anchor_scores(
+        self, points: torch.Tensor, anchors: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def claimed_rows(
+    model: AnchorScorer,
+    points: torch.Tensor,
+    pins: tuple[torch.Tensor, torch.Tensor],
+    examples: torch.Tensor,
+    guessed: torch.Tensor,
+    threshold: float,
+) -> torch.Tensor:
+    """(n,) bool: the rows of `points` (n, ...) that only `claim_clutter` makes unknown (not
+    the threshold, nor a correction as a prototype), by the `model` as it stands: for the
+    refinement, so that claimed clutter pulls no class mean.
+
+    `pins`: the corrections' points (pins, ...) and labels (pins,), negative for `unknown`;
+    `examples` (e, ...) the points of every example; `guessed` (n_way,) bool.
+    """
+    pin_points, pin_labels = pins
+    scores, far = model.score_points(points)
+    pin_scores, pin_far = model.score_points(pin_points)
+    near, distance = model.anchor_scores(points, pin_points)
+    to_examples = model.anchor_scores(points, examples)[1].min(1).values
+    verdict = as_prototypes(scores, far, near, distance, pin_labels)[2]
+    usable = torch.from_numpy(verdict == 0).to(points.device) & (far <= threshold)
+    evidence = Evidence(scores, far, distance, pin_scores, pin_far, pin_labels, usable, threshold)
+    claimed = claim_clutter(verdict, evidence, to_examples, guessed)
+    return torch.from_numpy(claimed > verdict).to(points.device)

@@ -14,10 +14,12 @@ import torch
 from .calibration import Calibration, ClassReport, calibrate
 from .checkpoint import LoadedModel
 from .corrections import (
+    AnchorScorer,
     Evidence,
     Spread,
     as_prototypes,
     claim_clutter,
+    claimed_rows,
     reach_boundary,
     widen_boundary,
 )
@@ -380,6 +382,26 @@ class Labeler:
             self._sample = points[torch.from_numpy(rows).to(points.device)]
         if len(self._sample):
             refine(self._sample, self.threshold)
+            claimed = self._claimed(self._sample)
+            if claimed is not None and bool(claimed.any()):  # clutter pulls no class mean
+                refine(self._sample[~claimed], self.threshold)
+
+    def _claimed(self, points: torch.Tensor) -> torch.Tensor | None:
+        """Which of `points` (n, ...) `unknown` corrections claim as clutter, as the final
+        re-labeling will (`corrections.claimed_rows`); None where no correction may."""
+        pin_rows, pin_labels = self._pins()
+        spread, anchor_scores = self.spread, getattr(self.model, "anchor_scores", None)
+        if not (spread and spread.claim and (pin_labels < 0).any() and anchor_scores):
+            return None
+        threshold = self.threshold
+        if threshold is None or self._support_features is None:
+            return None
+        stored = self._labeled.exact()
+        pins = stored[torch.from_numpy(pin_rows).to(stored.device)]
+        labels = torch.from_numpy(pin_labels).to(stored.device)
+        examples = self.model.points(self._support_features[0])
+        model: AnchorScorer = self.model  # type: ignore[assignment]
+        return claimed_rows(model, points, (pins, labels), examples, self._guessed, threshold)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""

@@ -182,6 +182,17 @@ def clutter_task(root: Path) -> tuple[dict[str, list[Path]], list[Path], dict[Pa
     return support, sorted(truth), truth
 
 
+def claim_expected(
+    points: torch.Tensor, pin: torch.Tensor, examples: torch.Tensor, prototypes: torch.Tensor
+) -> torch.Tensor:
+    """Independently, for a Euclidean ProtoNet and one `unknown` correction at `pin` (D,):
+    the rows (n,) nearer it than every example whose nearest prototype is the pin's."""
+    nearest = torch.cdist(points, prototypes).argmin(1)
+    pin_nearest = torch.cdist(pin[None], prototypes).argmin(1)
+    to_pin = (points - pin).pow(2).sum(1)
+    return (to_pin < torch.cdist(points, examples).pow(2).min(1).values) & (nearest == pin_nearest)
+
+
 def test_an_unknown_correction_pulls_its_look_alike_clutter_to_unknown(
     glyph_model: Path, tmp_path: Path
 ) -> None:
@@ -202,24 +213,37 @@ def test_an_unknown_correction_pulls_its_look_alike_clutter_to_unknown(
     correction = {paths[row]: UNKNOWN}
     labeler = relabeled(Spread(reach=0), correction, paths)
     after = labeler.relabel()
-    labeler.spread = Spread(reach=0, claim=False)
-    alone = labeler.relabel()  # the correction as a prototype only
 
-    # Independently: rows of a measured class nearer the correction than every example,
-    # whose nearest class (by the prototypes) is the correction's.
-    points = labeler._labeled.exact()
-    examples = labeler.model.points(labeler._support_features[0])
-    to_pin = (points - points[row]).pow(2).sum(1)
-    to_examples = torch.cdist(points, examples).pow(2).min(1).values
-    nearest = labeler.model.score_points(points)[0].argmax(1)
-    expected = (to_pin < to_examples) & (nearest == nearest[row])
-    expected = expected.numpy() & (alone.label != -1)
-    changed = after.label != alone.label
-    assert changed.tolist() == expected.tolist()
-    assert (after.label[changed] == -1).all()
-    others = set(np.flatnonzero(changed).tolist()) - {row}
-    assert others, "the correction should claim some other image of the clutter"
-    assert all(truth[paths[i]] == UNKNOWN for i in others)  # look-alike clutter only
+    # The refinement leaves out the sample's rows that only the claim makes unknown (the
+    # correction as a prototype already takes its nearest), as the first refinement's means
+    # say.
+    model, points = labeler.model, labeler._labeled.exact()
+    examples = model.points(labeler._support_features[0])
+    sample = labeler._sample
+    final = model.prototypes.clone()
+    model.fit_support_features(*labeler._support_features)
+    model.refine(sample, 1e9)
+    to_means = torch.cdist(sample, model.prototypes).pow(2).min(1).values
+    taken = (sample - points[row]).pow(2).sum(1) < to_means
+    left_out = claim_expected(sample, points[row], examples, model.prototypes) & ~taken
+    assert left_out.any()
+    model.fit_support_features(*labeler._support_features)
+    model.refine(sample[~left_out], 1e9)
+    torch.testing.assert_close(model.prototypes, final)
+
+    # Unknown: the correction, the rows nearer it than every class mean (it is a
+    # prototype), and the rows nearer it than every example (claimed); the rest as nearest.
+    to_means = torch.cdist(points, final).pow(2)
+    as_prototype = (points - points[row]).pow(2).sum(1) < to_means.min(1).values
+    claimed = claim_expected(points, points[row], examples, final)
+    unknown = (as_prototype | claimed).numpy()
+    unknown[row] = True
+    expected = np.where(unknown, -1, to_means.argmin(1).numpy())
+    assert after.label.tolist() == expected.tolist()
+    labeler.spread = Spread(reach=0, claim=False)  # the correction as a prototype only
+    gained = np.flatnonzero((after.label == -1) & (labeler.relabel().label != -1))
+    assert len(gained), "the correction should pull more of its clutter to unknown"
+    assert all(truth[paths[i]] == UNKNOWN for i in gained)  # look-alike clutter only
 
     # The same corrections give the same labels in any labeling order.
     again = relabeled(Spread(reach=0), correction, paths[::-1]).relabel()
