@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..core.config import METHOD_NAMES
 from ..core.devices import DEVICE_CHOICES
 from ..core.engines import ENGINE_CHOICES
 from .progress import ProgressBar, drive_with, interrupt_cancels, print_line, say
@@ -22,7 +23,7 @@ def _add_episode_args(parser: argparse.ArgumentParser, way: int, shot: int, quer
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser("train", help="meta-train a model on a folder-per-class dataset")
-    train.add_argument("--method", choices=("protonet", "maml"), default="protonet")
+    train.add_argument("--method", choices=METHOD_NAMES, default="protonet")
     train.add_argument(
         "--backbone", default="conv4", help="conv4, conv4-rgb84, lite0, lite2 or lite0+lite2"
     )
@@ -53,6 +54,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--test-inner-steps", type=int, default=10, help="MAML steps at test")
     train.add_argument("--inner-lr", type=float, default=0.4, help="MAML inner learning rate")
     train.add_argument("--first-order", action="store_true", help="first-order MAML")
+    train.add_argument(
+        "--fce-steps",
+        type=int,
+        default=0,
+        help="matching: full-context embeddings with K attention steps (0: none)",
+    )
     train.add_argument("--rotations", action="store_true", help="rotated classes as new ones")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=Path, required=True, help="run folder (best/ and last/)")
@@ -135,6 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
             inner_lr=args.inner_lr,
             test_inner_steps=args.test_inner_steps,
             first_order=args.first_order,
+            fce_steps=args.fce_steps,
         ),
         episode=EpisodeConfig(args.way, args.shot, args.query),
         val_episode=EpisodeConfig(args.val_way, args.val_shot, args.val_query),

@@ -18,6 +18,13 @@ T = TypeVar("T")
 MAX_INNER_STEPS = 1000
 MAX_INNER_LR = 100.0
 MAX_NECK_DIM = 4096
+# Every method's name, one entry each; `methods.build_model` has a builder for each one.
+METHOD_NAMES: tuple[str, ...] = (
+    "protonet",
+    "maml",
+    "matching",
+    "meta-sgd",
+)
 _NECK_SIZES = {"": 0, "affine": 0, "power-affine": 0, "linear": 1, "mlp": 2}
 
 
@@ -34,9 +41,12 @@ class ModelConfig:
     per-feature shift and scale), "linear:D" or "mlp:H,D".
     ProtoNet uses `metric`; MAML uses the `inner_*` fields and adapts everything after the
     frozen encoder (all of Conv-4, or the neck of a pretrained backbone).
+    `method` is one of METHOD_NAMES. Meta-SGD uses the `inner_*` fields as MAML does, its
+    `inner_lr` the start of its learned rates. Matching Networks with `fce_steps` K > 0 add
+    full-context embeddings with K attention steps; 0 is plain cosine attention.
     """
 
-    method: Literal["protonet", "maml"] = "protonet"
+    method: str = "protonet"
     backbone: str = "conv4"
     neck: str = ""
     metric: Literal["euclidean", "cosine"] = "euclidean"
@@ -44,11 +54,12 @@ class ModelConfig:
     inner_lr: float = 0.4
     test_inner_steps: int = 10
     first_order: bool = False
+    fce_steps: int = 0
 
     def __post_init__(self) -> None:
-        _check_choice("method", self.method, ("protonet", "maml"))
+        _check_choice("method", self.method, METHOD_NAMES)
         _check_choice("metric", self.metric, ("euclidean", "cosine"))
-        for name in ("inner_steps", "test_inner_steps"):
+        for name in ("inner_steps", "test_inner_steps", "fce_steps"):
             steps = getattr(self, name)
             if not 0 <= steps <= MAX_INNER_STEPS:
                 raise ConfigError(f"{name} must be 0 to {MAX_INNER_STEPS}; got {steps}")

@@ -101,9 +101,13 @@ class MAML(FewShotClassifier):
             allow_unused=True,
         )
         return {
-            name: param if grad is None else param - self.inner_lr * grad
+            name: param if grad is None else param - self.step_size(name, keep_graph) * grad
             for (name, param), grad in zip(fast.items(), grads, strict=True)
         }
+
+    def step_size(self, name: str, meta_learning: bool) -> float | torch.Tensor:
+        """The inner learning rate of the fast parameter `name` (`head.*` for the head)."""
+        return self.inner_lr
 
     def _body(self, params: Params, features: torch.Tensor) -> torch.Tensor:
         buffers = dict(self.body.named_buffers())

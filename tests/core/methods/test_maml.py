@@ -46,10 +46,12 @@ def unrolled_reference(
     bias: torch.Tensor,
     task: tuple[torch.Tensor, ...],
     steps: int,
-    lr: float,
+    lr: float | list[torch.Tensor],
     second_order: bool,
 ) -> torch.Tensor:
-    """The outer loss written out by hand: Proto-MAML head, plain autograd, no functional_call."""
+    """The outer loss written out by hand: Proto-MAML head, plain autograd, no functional_call.
+
+    `lr` is one rate, or one per parameter (weight, bias, head weight, head bias) as Meta-SGD's."""
     support, support_labels, query, query_labels = task
 
     def body(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -62,7 +64,8 @@ def unrolled_reference(
         w, b, head_w, head_b = params
         loss = F.cross_entropy(body(w, b, support) @ head_w.T + head_b, support_labels)
         grads = torch.autograd.grad(loss, params, create_graph=second_order, retain_graph=True)
-        params = [p - lr * g for p, g in zip(params, grads, strict=True)]
+        rates = lr if isinstance(lr, list) else [lr] * len(params)
+        params = [p - r * g for p, r, g in zip(params, rates, grads, strict=True)]
     w, b, head_w, head_b = params
     return F.cross_entropy(body(w, b, query) @ head_w.T + head_b, query_labels)
 
