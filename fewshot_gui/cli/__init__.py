@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..core.errors import FewShotError
 from . import duplicates, label, train
+from . import map as map_command
 from .progress import say
 
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_commands(commands)
     label.add_commands(commands)
     duplicates.add_commands(commands)
+    map_command.add_commands(commands)
     return parser
 
 

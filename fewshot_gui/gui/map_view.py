@@ -23,8 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from fewshot_gui.core.folder_map import FolderMap
-from fewshot_gui.core.map_image import class_colour
+from fewshot_gui.core.map_image import class_colour, colour_table
 from fewshot_gui.core.support import UNKNOWN
+from fewshot_gui.gui.map_points import RasterPoints, argb
 from fewshot_gui.gui.thumbnails import ThumbnailCache
 
 POINT_PX = 5
@@ -47,8 +48,8 @@ def inside_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 
 
 class MapPlot(pg.PlotWidget):
-    """The points in one pyqtgraph scatter item per colour (one symbol, one brush each: the
-    fast path), the examples and the selection on top; mouse selection in rect/lasso mode."""
+    """The points as one picture drawn per view (RasterPoints), the examples as pyqtgraph
+    diamonds on top; mouse selection in rect/lasso mode."""
 
     hovered = Signal(int, QPoint)  # point index (-1: none), position in the widget
     clicked = Signal(int)
@@ -67,12 +68,9 @@ class MapPlot(pg.PlotWidget):
         self.codes = np.zeros(0, np.int64)  # as drawn: a class index, negative for unknown
         self.examples = np.zeros(0, bool)
         self.mode = "pan"
-        self._items: list[pg.ScatterPlotItem] = []
+        self._points = RasterPoints()
         self._examples = pg.ScatterPlotItem(pxMode=True, symbol="d", size=EXAMPLE_PX)
-        self._selection = pg.ScatterPlotItem(
-            pxMode=True, symbol="o", size=POINT_PX + 6, brush=None, pen=pg.mkPen("k", width=1.5)
-        )
-        for z, item in ((10, self._examples), (20, self._selection)):
+        for z, item in ((0, self._points), (10, self._examples)):
             item.setZValue(z)
             self.addItem(item)
         self._drag: list[QPointF] = []
@@ -87,29 +85,18 @@ class MapPlot(pg.PlotWidget):
     def set_points(self, xy: np.ndarray, fit: bool = True) -> None:
         self.xy = np.asarray(xy, np.float32)
         self.shown = np.ones(len(self.xy), bool)
-        for item in self._items:
-            self.removeItem(item)
-        self._items = []
-        self._selection.setData([], [])
+        self._points.set_points(self.xy)
         if fit:
             self.box.autoRange(padding=0.05)
+        self.box.disableAutoRange()  # a re-colour or a placement never moves the view
 
     def set_colours(self, codes: np.ndarray, examples: np.ndarray, shown: np.ndarray) -> None:
         """Colour by label code (a class index, negative for unknown); examples as diamonds;
         points not `shown` are hidden (files gone from the results since the layout)."""
         self.shown, self.codes, self.examples = shown, codes, examples
-        groups = sorted(set(codes[shown & ~examples].tolist()))
-        while len(self._items) < len(groups):
-            item = pg.ScatterPlotItem(pxMode=True, size=POINT_PX, pen=None, symbol="o")
-            self._items.append(item)
-            self.addItem(item)
-        for item in self._items[len(groups) :]:
-            item.setData([], [])
-        for z, (item, code) in enumerate(zip(self._items, groups, strict=False)):
-            at = shown & ~examples & (codes == code)
-            colour = QColor(*class_colour(code))
-            item.setZValue(0 if code < 0 else 1 + z)  # unknown under the classes
-            item.setData(self.xy[at, 0], self.xy[at, 1], brush=QBrush(colour))
+        points = np.flatnonzero(shown & ~examples)
+        order = points[np.argsort(codes[points] >= 0, kind="stable")]  # unknown under classes
+        self._points.set_colours(argb(colour_table(codes)), order)
         at = shown & examples
         brushes = [QBrush(QColor(*class_colour(int(c)))) for c in codes[at]]
         self._examples.setData(
@@ -117,8 +104,12 @@ class MapPlot(pg.PlotWidget):
         )
 
     def set_selection(self, rows: np.ndarray) -> None:
-        rows = rows[self.shown[rows]] if len(rows) else rows
-        self._selection.setData(self.xy[rows, 0], self.xy[rows, 1])
+        """Rows drawn with a black halo over the others (hidden ones are left out)."""
+        self._points.set_selected(rows[self.shown[rows]] if len(rows) else rows)
+
+    @property
+    def selection(self) -> np.ndarray:
+        return self._points.selected
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode

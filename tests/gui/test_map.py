@@ -135,10 +135,10 @@ def test_a_lasso_marks_unknown_and_clicks_pick_in_the_grid(
     qtbot.mouseClick(plot.viewport(), LEFT, NO_KEYS, QPoint(*np.rint(screen[target]).astype(int)))
     assert window.results_panel.selected_paths() == [folder_map.paths[target]]
     # And the grid's selection shows on the map.
-    qtbot.waitUntil(lambda: len(plot._selection.data) == 1, timeout=TIMEOUT)
-    assert plot._selection.data[0]["x"] == folder_map.xy[target, 0]
+    qtbot.waitUntil(lambda: plot.selection.tolist() == [target], timeout=TIMEOUT)
 
     # A lasso: a small square drawn around one image's point sweeps what lies in it.
+    screen = on_screen(plot, folder_map.xy)
     cx, cy = np.rint(screen[target])
     dock.panel.mode_buttons.buttons()[2].click()  # Lasso
     outline = [(cx - 3, cy - 3), (cx + 3, cy - 3), (cx + 3, cy + 3), (cx - 3, cy + 3)]
