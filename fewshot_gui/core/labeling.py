@@ -313,6 +313,15 @@ class Labeler:
     def class_names(self) -> tuple[str, ...]:
         return self._class_names
 
+    @torch.no_grad()
+    def example_points(self) -> np.ndarray:
+        """The points (examples, D) that scoring sees of every readable example, corrections
+        made examples included; float32 on the CPU, none before a support set."""
+        if self._support_features is None:
+            return np.zeros((0, 1), np.float32)
+        points = self.model.points(self._support_features[0])
+        return points.float().cpu().numpy().reshape(len(points), -1)
+
     # --- labeling ------------------------------------------------------------------------
 
     def label(
@@ -402,6 +411,12 @@ class Labeler:
         examples = self.model.points(self._support_features[0])
         model: AnchorScorer = self.model  # type: ignore[assignment]
         return claimed_rows(model, points, (pins, labels), examples, self._guessed, threshold)
+
+    def stored_points(self, rows: np.ndarray) -> np.ndarray:
+        """The points (len(rows), D) that scoring sees of labeled rows (as `relabel` orders
+        them): unit vectors for a cosine model. A copy in float32 on the CPU."""
+        points = self._labeled.exact()[torch.from_numpy(np.asarray(rows, np.int64))]
+        return points.float().cpu().numpy().reshape(len(rows), -1)
 
     def forget(self) -> None:
         """Drop the labeled files (not the embedding caches), e.g. for a new folder."""

@@ -66,6 +66,7 @@ class Labels:
     novelty: np.ndarray
     errors: list[str]
     pinned: np.ndarray | None = None  # bool per row; None: nothing pinned
+    review_rank: np.ndarray | None = None  # per row: its place in "check next"; None: unranked
 
     def __len__(self) -> int:
         return len(self.paths)

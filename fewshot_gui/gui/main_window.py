@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
 from fewshot_gui.core.model_choice import chooser_entries
 from fewshot_gui.core.paths import resources_dir
 from fewshot_gui.core.session import Session, last_session_path
-from fewshot_gui.core.support import UNKNOWN
 from fewshot_gui.gui.about import FIRST_RUN_HINT
 from fewshot_gui.gui.banner import Banner
 from fewshot_gui.gui.class_model import ClassModel, ExampleModel
@@ -343,10 +342,11 @@ class MainWindow(QMainWindow):
             self.client.cancel()
 
     def accept_predictions(self, paths: list[Path]) -> None:
-        """Take the predicted labels of `paths` as given: each becomes an example of its class."""
+        """Confirm the labels of `paths` as given: each becomes an example of its class, or
+        an `unknown` correction (a confirmation teaches as a correction does)."""
         labels = {item[0]: item[1] for item in self.results.labeled_items()}
         self.editor.undo_stack.beginMacro(f"Accept {len(paths)} prediction(s)")
-        for name in {labels.get(p, "") for p in paths} - {"", UNKNOWN}:
+        for name in {labels.get(p, "") for p in paths} - {""}:
             self.editor.correct([p for p in paths if labels.get(p) == name], name)
         self.editor.undo_stack.endMacro()
 

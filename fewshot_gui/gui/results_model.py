@@ -51,8 +51,10 @@ _COLUMNS = {
     "corrected": np.int32,
     "duplicate_group": np.int32,  # 0: in no group of copies; else the group's number
     "duplicate_keep": np.bool_,  # the one file of its group that "one per group" keeps
+    "review_rank": np.float32,  # place in "check next" (core.review_priority)
 }
 _COMPARED = ("label", "nearest", "runner_up", "confidence", "runner_up_confidence", "novelty")
+UNRANKED = np.finfo(np.float32).max  # streamed rows, until a relabel ranks them
 
 
 class ResultsModel(QAbstractListModel):
@@ -101,6 +103,12 @@ class ResultsModel(QAbstractListModel):
         error = self._data["label"][:n] == ERROR_INDEX
         keys = np.where(error, np.float32(-1.0), self._data["confidence"][:n])
         return np.where(corrected, np.float32(2.0), keys)
+
+    def check_next_keys(self) -> np.ndarray:
+        """Sort key of the "check next" order: its rank from the last relabel, corrected last."""
+        n = self._size
+        corrected = self._data["corrected"][:n] != NOT_CORRECTED
+        return np.where(corrected, np.float32(np.inf), self._data["review_rank"][:n])
 
     def mask(self, label_filter: str | None) -> np.ndarray:
         """Rows a filter shows: None (all), a class, UNKNOWN, ERROR_FILTER or CORRECTED_FILTER."""
@@ -330,7 +338,9 @@ class ResultsModel(QAbstractListModel):
 
         n = len(labels)
         pinned = getattr(labels, "pinned", None)
-        return {
+        rank = getattr(labels, "review_rank", None)
+        ranked = {} if rank is None else {"review_rank": np.asarray(rank, np.float32)}
+        return ranked | {
             "label": codes(labels.label).astype(np.int32),
             "nearest": codes(labels.nearest).astype(np.int32),
             "runner_up": codes(labels.runner_up).astype(np.int32),
@@ -343,8 +353,9 @@ class ResultsModel(QAbstractListModel):
     def _update(self, rows: np.ndarray, columns: dict[str, np.ndarray]) -> np.ndarray:
         """Write the columns of known rows; the rows where anything changed."""
         changed = np.zeros(len(rows), bool)
-        for name in _COMPARED:
-            changed |= self._data[name][rows] != columns[name]
+        for name in (*_COMPARED, "review_rank"):
+            if name in columns:  # a streamed batch brings no rank
+                changed |= self._data[name][rows] != columns[name]
         for name, values in columns.items():
             self._data[name][rows] = values
         return rows[changed]
@@ -376,6 +387,7 @@ class ResultsModel(QAbstractListModel):
                 grown = np.zeros(capacity, old.dtype)
                 grown[: self._size] = old[: self._size]
                 self._data[name] = grown
+        self._data["review_rank"][self._size : size] = UNRANKED
         for name, values in columns.items():
             self._data[name][rows] = values  # a path twice in one batch: the last one wins
         corrected = self._data["corrected"][self._size : size]

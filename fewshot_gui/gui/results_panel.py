@@ -20,7 +20,6 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QAction, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFrame,
     QHBoxLayout,
@@ -58,6 +57,11 @@ PREVIEW_HINT = "Select a result to see it large here"
 TILE = QSize(RESULT_THUMB + 28, RESULT_THUMB + 44)
 LINE_BREAK = "\u2028"  # what the delegate turns a model's "\n" into, for the text layout
 _NAME_ROLE = Qt.ItemDataRole.UserRole + 1  # a filter entry's name, without its count
+REVIEW_ORDERS = (  # (shown, ReviewOrder mode)
+    ("Least sure first", "least_sure"),
+    ("Check next", "check_next"),
+    ("As labeled", "labeled"),
+)
 RETAIN_MS = 50  # after a scroll settles this long, loads for tiles out of view are dropped
 EMPTY_HINT = (
     "Drop a folder here to label every image in it,\nor choose File ▸ Open Folder to Label (Ctrl+O)"
@@ -153,9 +157,13 @@ class ResultsPanel(QWidget):
             "Show one class, unknown, unreadable files, your corrections or everything"
         )
         self.filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.least_sure = QCheckBox("Least sure first", self)
-        self.least_sure.setChecked(True)
-        self.least_sure.setToolTip("Review order: the images the model is least sure of come first")
+        self.review = QComboBox(self)
+        for text, data in REVIEW_ORDERS:
+            self.review.addItem(text, data)
+        self.review.setToolTip(
+            "Review order: least sure first; check next (unsure and unlike anything confirmed"
+            " yet: confirm with Enter); or as labeled"
+        )
         self.count = QLabel(self)
 
         self.view = HintListView(self, EMPTY_HINT)
@@ -186,7 +194,7 @@ class ResultsPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Show:"))
         top.addWidget(self.filter, 1)
-        top.addWidget(self.least_sure)
+        top.addWidget(self.review)
         top.addWidget(self.count)
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         splitter.addWidget(self.view)
@@ -205,6 +213,12 @@ class ResultsPanel(QWidget):
             action.triggered.connect(lambda _=False, n=number: self.correct_to_number(n))
             self.view.addAction(action)
 
+        confirm = QAction(self)  # a confirmation pins the label as it is: it teaches too
+        confirm.setShortcuts([QKeySequence(Qt.Key.Key_Return), QKeySequence(Qt.Key.Key_Enter)])
+        confirm.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        confirm.triggered.connect(lambda: self.acceptRequested.emit(self.selected_paths()))
+        self.view.addAction(confirm)
+
         self._retain_timer = QTimer(self)
         self._retain_timer.setSingleShot(True)
         self._retain_timer.setInterval(RETAIN_MS)
@@ -214,7 +228,7 @@ class ResultsPanel(QWidget):
         self._duplicates_status = ""  # while a search runs: how far it is
 
         self.filter.currentIndexChanged.connect(self._on_filter)
-        self.least_sure.toggled.connect(self.order.set_least_sure_first)
+        self.review.currentIndexChanged.connect(self._on_review_order)
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.view.selectionModel().currentChanged.connect(self._on_current)
         self.view.verticalScrollBar().valueChanged.connect(lambda _: self._retain_timer.start())
@@ -230,6 +244,11 @@ class ResultsPanel(QWidget):
         self.order.modelReset.connect(self._restore_selection)
         self._refresh_filters()
         self._update_count()
+
+    def _on_review_order(self) -> None:
+        order = self.review.currentData()
+        self.order.set_check_next(order == "check_next")
+        self.order.set_least_sure_first(order == "least_sure")
 
     def selected_paths(self) -> list[Path]:
         rows = self.view.selectionModel().selectedIndexes()
@@ -393,7 +412,7 @@ class ResultsPanel(QWidget):
     def context_menu(self, paths: list[Path]) -> QMenu:
         """The right-click menu for `paths`: accept, or label as a class or none of these."""
         menu = QMenu(self)
-        accept = menu.addAction("Accept as example of its predicted class")
+        accept = menu.addAction("Confirm label (Enter): an example of its class, or unknown")
         accept.triggered.connect(lambda: self.acceptRequested.emit(paths))
         move = menu.addMenu("Label as")
         for number, name in enumerate(self.classes.names(), start=1):

@@ -30,7 +30,7 @@ MAX_REMOVAL_RUNS = 16
 
 
 class ReviewOrder(QAbstractListModel):
-    """Rows of a ResultsModel under a label filter, least sure first or as labeled.
+    """Rows of a ResultsModel under a label filter: least sure first, check next, as labeled.
 
     A relabel that keeps which rows are shown and their order emits `dataChanged` for the
     changed rows; a new order is a layout change, so selections and persistent indexes move
@@ -48,6 +48,7 @@ class ReviewOrder(QAbstractListModel):
         self.results = results
         self._filter: str | None = None
         self._least_sure_first = True
+        self._check_next = False  # core.review_priority's order, ahead of least sure first
         self._order = np.zeros(0, np.int64)  # shown row -> results row
         self._position: np.ndarray | None = None  # results row -> shown row or -1, lazily
         self._throttle_rows, self._throttle_ms = throttle_rows, throttle_ms
@@ -96,11 +97,19 @@ class ReviewOrder(QAbstractListModel):
             self._least_sure_first = least_sure_first
             self.sync()
 
+    def set_check_next(self, check_next: bool) -> None:
+        """The "check next" order (the images whose confirmation teaches most first), or not."""
+        if check_next != self._check_next:
+            self._check_next = check_next
+            self.sync()
+
     def order(self) -> np.ndarray:
         """The results rows the filter shows, in the order to show them."""
         rows = np.flatnonzero(self.results.mask(self._filter))
         if self._filter == DUPLICATES_FILTER:  # each group's files side by side
             return rows[np.argsort(self.results.column("duplicate_group")[rows], kind="stable")]
+        if self._check_next:
+            return _sorted_by(self.results.check_next_keys()[rows], rows)
         if self._least_sure_first:
             rows = _sorted_by(self.results.review_keys()[rows], rows)
         return rows

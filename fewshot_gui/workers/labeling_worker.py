@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import takewhile
 from pathlib import Path
 from typing import Any
@@ -202,7 +202,7 @@ class LabelingWorker(QObject):
             self._labeler.set_corrections(adaptation.corrections)
             self.supportReady.emit(gen, report)
             if not token.cancelled:
-                self.relabeled.emit(gen, self._labeler.relabel())
+                self.relabeled.emit(gen, self._relabeled())
         except Exception as error:
             if not token.cancelled:
                 self.failed.emit("support", gen, describe_error(error))
@@ -214,7 +214,7 @@ class LabelingWorker(QObject):
         self._flush()
         try:
             self._labeler.set_unknown(mode)
-            self.relabeled.emit(gen, self._labeler.relabel())
+            self.relabeled.emit(gen, self._relabeled())
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -224,7 +224,7 @@ class LabelingWorker(QObject):
             return
         self._flush()
         try:
-            self.relabeled.emit(gen, self._labeler.relabel())
+            self.relabeled.emit(gen, self._relabeled())
         except Exception as error:
             self.failed.emit("relabel", gen, describe_error(error))
 
@@ -316,7 +316,7 @@ class LabelingWorker(QObject):
             self._emit_progress(job)
             try:  # the stream was inductive; the final labels learn from the whole folder
                 if not job.token.cancelled:
-                    self.relabeled.emit(job.gen, self._labeler.relabel())
+                    self.relabeled.emit(job.gen, self._relabeled())
             except Exception as error:
                 self.failed.emit("relabel", job.gen, describe_error(error))
             self.labelFinished.emit(job.gen, stop.value)
@@ -355,6 +355,14 @@ class LabelingWorker(QObject):
     def _timer_stop(self) -> None:
         if self._timer is not None:
             self._timer.stop()
+
+    def _relabeled(self) -> Any:
+        """Every file labeled again, with its place in the "check next" order: computed here,
+        beside the relabel, never on the GUI thread."""
+        from fewshot_gui.core.review_priority import labeler_ranks
+
+        labels = self._labeler.relabel()
+        return replace(labels, review_rank=labeler_ranks(self._labeler, labels))
 
     def _require_model(self, kind: str, gen: int) -> bool:
         if self._labeler is None:

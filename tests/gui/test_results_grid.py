@@ -138,7 +138,7 @@ def test_review_order_sorts_least_sure_first_with_corrections_last(panel, tmp_pa
     assert panel.proxy.index(4, 0).data(Qt.ItemDataRole.DisplayRole) == "4.png\n✓ crab"
     assert panel.proxy.index(3, 0).data(LABEL_ROLE) == UNKNOWN
 
-    panel.least_sure.setChecked(False)
+    panel.review.setCurrentIndex(panel.review.findData("labeled"))
     assert shown(panel) == [f"{i}.png" for i in range(5)]
 
 
