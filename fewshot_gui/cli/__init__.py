@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..core.errors import FewShotError
-from . import duplicates, label, train
+from . import discover, duplicates, label, train
 from . import map as map_command
 from .progress import say
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     label.add_commands(commands)
     duplicates.add_commands(commands)
     map_command.add_commands(commands)
+    discover.add_commands(commands)
     return parser
 
 
