@@ -30,15 +30,20 @@ HASH_CHUNK = 1 << 20  # files are hashed a megabyte at a time, never read whole
 MIN_COSINE = 0.75
 # Accepted: the best aligned thumbnail correlation at least this.
 MIN_MATCH = 0.90
-PCA_DIMS = 24  # the k-d tree's space; distances there never exceed the true ones
-PCA_SAMPLE = 4096  # rows the projection is fitted on
-QUERY_CHUNK = 2048  # rows per radius query, between progress events and cancel checks
-PAIR_CHUNK = 16384  # candidate pairs whose exact cosine is computed at once
+CELLS_PER_ROOT = 4.0  # cells per square root of the rows: work grows as n ** 1.5
+CELLS_PER_ROW = 3  # a row joins this many nearest cells, so close pairs share one
+MIN_BLOCKED = 4096  # fewer rows are compared all with all: that is faster
+KMEANS_SAMPLE = 16384  # rows the cells are fitted on
+KMEANS_ROUNDS = 6
+ASSIGN_CHUNK = 8192  # rows given their cells at once
+COMPARE_CHUNK = 2048  # rows of a cell compared at once (a big cell's products stay small)
 SQUASHED = 64  # side of the gray thumbnail every view is cut from, aspect ignored
 VIEW = 20  # side of one view: small enough that recompression and 5 degrees wash out
 # A near copy may be a crop of its original (or the other way round): each image is also
 # compared as these fractions of its sides, at a 3 x 3 grid of offsets.
 CROP_SCALES = (0.9, 0.8)
+# ... and turned by these many degrees (corners filled black, as a turned copy's are).
+TURNS = (-5, 5)
 DECODE_SIDE = 128  # thumbnails decode at most this large (JPEGs by draft, so cheaply)
 
 
@@ -193,52 +198,78 @@ def _exact_pairs(
 def similar_pairs(
     vectors: np.ndarray, min_cosine: float, cancel: Cancel = None
 ) -> Generator[DuplicateProgress, None, np.ndarray]:
-    """Every pair (i, j), i < j, of rows of `vectors` (n, d) with cosine at least
-    `min_cosine`, as an int64 array (pairs, 2) sorted by i then j.
+    """Pairs (i, j), i < j, of rows of `vectors` (n, d) with cosine at least `min_cosine`,
+    as an int64 array (pairs, 2) sorted by i then j.
 
-    A radius query in a k-d tree over a PCA projection finds candidates: an orthonormal
-    projection never lengthens a distance, so it misses no pair; each candidate is then
-    checked on the full vectors. Time grows with the pairs found, not with n squared.
+    Blocking, not all n * n: a spherical k-means cuts the rows into about CELLS_PER_ROOT *
+    sqrt(n) cells, each row joins its CELLS_PER_ROW nearest cells, and only rows sharing a
+    cell are compared (exactly, by matrix products), so the work grows as n ** 1.5. A pair
+    sharing no cell is missed: benchmarks/duplicate_quality.py measures how many.
     """
-    from sklearn.neighbors import KDTree
-
     n = len(vectors)
-    if n < 2:
-        return np.zeros((0, 2), np.int64)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = (vectors / np.where(norms > 0, norms, 1)).astype(np.float32)
-    # Unit vectors at cosine c lie sqrt(2 - 2c) apart.
-    radius = math.sqrt(max(0.0, 2 - 2 * min_cosine)) + 1e-6
-    sample = unit[:: max(1, n // PCA_SAMPLE)]
-    centre = sample.mean(axis=0)
-    _, _, basis = np.linalg.svd(sample - centre, full_matrices=False)
-    projected = (unit - centre) @ basis[:PCA_DIMS].T
-    tree = KDTree(projected)
+    unit = np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1), np.float32)
+    cells = _cells(unit)
     found: list[np.ndarray] = []
-    for start in range(0, n, QUERY_CHUNK):
+    for done, members in enumerate(cells, 1):
         if cancel is not None and cancel():
             break
-        stop = min(start + QUERY_CHUNK, n)
-        neighbours = tree.query_radius(projected[start:stop], radius)
-        firsts = np.repeat(np.arange(start, stop), [len(found) for found in neighbours])
-        seconds = np.concatenate(neighbours).astype(np.int64)
-        later = seconds > firsts
-        firsts, seconds = firsts[later], seconds[later]
-        for at in range(0, len(firsts), PAIR_CHUNK):
-            i, j = firsts[at : at + PAIR_CHUNK], seconds[at : at + PAIR_CHUNK]
-            cosine = np.einsum("pd,pd->p", unit[i], unit[j])
-            close = cosine >= min_cosine
-            found.append(np.stack([i[close], j[close]], axis=1))
-        yield DuplicateProgress("comparing", stop, n)
-    if not found:
-        return np.zeros((0, 2), np.int64)
-    pairs = np.concatenate(found)
-    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        found.append(_close_pairs(unit, members, min_cosine))
+        if done % 16 == 0 or done == len(cells):
+            yield DuplicateProgress("comparing", done, len(cells))
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    keys = np.unique(pairs[:, 0] * n + pairs[:, 1])  # sorted, and once each
+    return np.stack([keys // n, keys % n], axis=1) if n else pairs
+
+
+def _cells(unit: np.ndarray) -> list[np.ndarray]:
+    """The rows of each cell: a seeded spherical k-means on a sample, every row in its
+    CELLS_PER_ROW nearest cells."""
+    n = len(unit)
+    count = max(1, round(CELLS_PER_ROOT * math.sqrt(n)))
+    if count < 2 or n <= MIN_BLOCKED:
+        return [np.arange(n)]
+    from scipy.sparse import coo_matrix
+
+    rng = np.random.default_rng(0)
+    sample = unit[np.sort(rng.choice(n, min(n, KMEANS_SAMPLE), replace=False))]
+    centres = sample[rng.choice(len(sample), count, replace=False)]
+    for _ in range(KMEANS_ROUNDS):
+        nearest = np.argmax(sample @ centres.T, axis=1)
+        members = coo_matrix((np.ones(len(sample)), (nearest, np.arange(len(sample)))))
+        sums = np.asarray(members.tocsr() @ sample, np.float32)
+        sums = np.vstack([sums, np.zeros((count - len(sums), sums.shape[1]), np.float32)])
+        lengths = np.linalg.norm(sums, axis=1, keepdims=True)
+        centres = np.where(lengths > 0, sums / np.where(lengths > 0, lengths, 1), centres)
+    per_row = min(CELLS_PER_ROW, count)
+    rows, cells = [], []
+    for start in range(0, n, ASSIGN_CHUNK):
+        similarity = unit[start : start + ASSIGN_CHUNK] @ centres.T
+        best = np.argpartition(-similarity, per_row - 1, axis=1)[:, :per_row]
+        rows.append(np.repeat(np.arange(start, start + len(best)), per_row))
+        cells.append(best.reshape(-1))
+    row, cell = np.concatenate(rows), np.concatenate(cells)
+    order = np.lexsort((row, cell))
+    row, cell = row[order], cell[order]
+    bounds = np.flatnonzero(np.diff(cell)) + 1
+    return [members for members in np.split(row, bounds) if len(members) > 1]
+
+
+def _close_pairs(unit: np.ndarray, members: np.ndarray, min_cosine: float) -> np.ndarray:
+    """(i, j), i < j, among `members` (sorted rows) with cosine at least `min_cosine`."""
+    found = []
+    points = unit[members]
+    for start in range(0, len(members), COMPARE_CHUNK):
+        block = points[start : start + COMPARE_CHUNK] @ points[start:].T
+        first, second = np.nonzero(np.triu(block >= min_cosine, k=1))
+        found.append(np.stack([members[first + start], members[second + start]], axis=1))
+    return np.concatenate(found)
 
 
 def thumbnail_views(path: Path) -> np.ndarray:
     """The views of `path` that near copies are matched on: (views, VIEW * VIEW) float32,
-    each row zero-mean and unit-length; row 0 is the whole image, the others crops.
+    each row zero-mean and unit-length; row 0 is the whole image, the others crops of it,
+    also turned by each of TURNS degrees.
 
     Gray, squashed to a square and blurred, so colour, size, recompression and a slight
     turn change little.
@@ -255,12 +286,14 @@ def thumbnail_views(path: Path) -> np.ndarray:
         for top in np.linspace(0, SQUASHED - side, 3):
             for left in np.linspace(0, SQUASHED - side, 3):
                 boxes.append((float(left), float(top), float(left + side), float(top + side)))
+    images = [gray] + [gray.rotate(angle, Image.Resampling.BILINEAR) for angle in TURNS]
     views = np.stack(
         [
-            np.asarray(gray.resize((VIEW, VIEW), Image.Resampling.BILINEAR, box=box), np.float32)
+            np.asarray(image.resize((VIEW, VIEW), Image.Resampling.BILINEAR, box=box), np.float32)
+            for image in images
             for box in boxes
         ]
-    ).reshape(len(boxes), -1)
+    ).reshape(len(images) * len(boxes), -1)
     views -= views.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(views, axis=1, keepdims=True)
     return views / np.where(norms > 0, norms, 1)

@@ -12,6 +12,7 @@ import pytest
 from fewshot_gui.core.checkpoint import DEFAULT_MODEL, load_model
 from fewshot_gui.core.duplicates import (
     HASH_CHUNK,
+    MIN_BLOCKED,
     MIN_COSINE,
     DuplicateProgress,
     file_digest,
@@ -85,19 +86,24 @@ def test_the_thumbnail_check_is_what_separates_the_other_photo(
         assert thumbnail_match(views, thumbnail_views(copy)) > 0.95, copy.name
 
 
-def test_similar_pairs_finds_exactly_what_brute_force_finds() -> None:
+@pytest.mark.parametrize("rows", [3000, 5000])  # all with all; blocked into cells
+def test_similar_pairs_finds_what_brute_force_finds(rows: int) -> None:
     rng = np.random.default_rng(3)
     centres = rng.standard_normal((40, 64)).astype(np.float32)
-    vectors = centres[rng.integers(0, 40, 3000)] + 0.6 * rng.standard_normal((3000, 64))
-    vectors[2500:] = vectors[:500] + 0.1 * rng.standard_normal((500, 64))  # near copies
+    vectors = centres[rng.integers(0, 40, rows)] + 0.6 * rng.standard_normal((rows, 64))
+    planted = np.arange(rows - 500, rows)
+    vectors[planted] = vectors[:500] + 0.1 * rng.standard_normal((500, 64))  # near copies
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     cosine = unit @ unit.T
-    i, j = np.nonzero(np.triu(cosine >= 0.9, k=1))
+    brute = set(zip(*np.nonzero(np.triu(cosine >= 0.9, k=1)), strict=True))
 
     pairs = drive(similar_pairs(vectors.astype(np.float32), 0.9))
 
-    assert len(pairs) >= 500
-    assert pairs.tolist() == np.stack([i, j], axis=1).tolist()
+    found = set(map(tuple, pairs.tolist()))
+    assert list(map(tuple, pairs.tolist())) == sorted(found)  # sorted, each pair once
+    assert found <= brute and {(i, i + rows - 500) for i in range(500)} <= found
+    if rows <= MIN_BLOCKED:
+        assert found == brute
 
 
 def test_streamed_digest_equals_the_whole_file_digest(tmp_path: Path) -> None:
