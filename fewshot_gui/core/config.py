@@ -24,6 +24,8 @@ METHOD_NAMES: tuple[str, ...] = (
     "maml",
     "matching",
     "meta-sgd",
+    "meta-lstm",
+    "metanet",
 )
 _NECK_SIZES = {"": 0, "affine": 0, "power-affine": 0, "linear": 1, "mlp": 2}
 

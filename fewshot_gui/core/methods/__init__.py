@@ -13,7 +13,9 @@ from ..errors import ConfigError
 from .base import FewShotClassifier
 from .maml import MAML
 from .matching import MatchingNetwork
+from .meta_lstm import MetaLSTM
 from .meta_sgd import MetaSGD
+from .metanet import MetaNet
 from .protonet import ProtoNet
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "METHODS",
     "FewShotClassifier",
     "MatchingNetwork",
+    "MetaLSTM",
+    "MetaNet",
     "MetaSGD",
     "ProtoNet",
     "build_model",
@@ -65,6 +69,18 @@ def _matching(config: ModelConfig, parts: Parts) -> FewShotClassifier:
     return MatchingNetwork(encoder, parts.feature_dim, fce_steps=config.fce_steps)
 
 
+def _meta_lstm(config: ModelConfig, parts: Parts) -> FewShotClassifier:
+    settings = _inner_settings(config)
+    del settings["first_order"]  # the meta-learner never sees second derivatives
+    # On a Conv-4 the cell updates the last block and the head (CPU cost); the rest stays slow.
+    slow = () if parts.spec.pretrained else tuple(f"0.blocks.{i}." for i in range(3))
+    return MetaLSTM(*_maml_parts(parts), **settings, slow_prefixes=slow)
+
+
+def _metanet(config: ModelConfig, parts: Parts) -> FewShotClassifier:
+    return MetaNet(Encoder(parts.backbone, parts.neck), parts.feature_dim)
+
+
 def _inner_settings(config: ModelConfig) -> dict[str, int | float | bool]:
     return {
         "inner_steps": config.inner_steps,
@@ -80,6 +96,8 @@ METHODS: dict[str, Builder] = {
     "maml": _maml,
     "matching": _matching,
     "meta-sgd": _meta_sgd,
+    "meta-lstm": _meta_lstm,
+    "metanet": _metanet,
 }
 
 
