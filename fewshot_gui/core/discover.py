@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .errors import ConfigError
-from .evaluation import Stage
 from .predictions import ERROR_INDEX, UNKNOWN_INDEX
 
 if TYPE_CHECKING:
+    from .evaluation import Stage
     from .labeling import Labeler
 
 
@@ -219,6 +219,8 @@ def propose(
     """Proposals from the images `paths` with their `points` (len(paths), D), leaving out any
     cluster that holds more than `settings.overlap` of a rejected proposal's images; `origin`
     as for `find_clusters`."""
+    from .evaluation import Stage  # with torch: not at import, which the CLI's parser does
+
     if len(paths) != len(points):
         raise ConfigError(f"{len(paths)} paths but {len(points)} points")
     yield Stage(f"looking for classes among {len(paths)} unknown images")
@@ -286,6 +288,22 @@ def unknown_pile(labeler: Labeler, settings: Discovery = Discovery()) -> Pile:
         spaced = readable[np.linspace(0, len(readable) - 1, min(len(readable), 4096)).astype(int)]
         origin = labeler.stored_points(spaced).mean(0)
     return Pile([final.paths[i] for i in rows], points, origin)
+
+
+def discover(
+    labeler: Labeler,
+    settings: Discovery = Discovery(),
+    rejected: Iterable[frozenset[Path]] = (),
+    cancel: Callable[[], bool] | None = None,
+) -> Generator[Stage, None, list[Proposal]]:
+    """Proposals from the files `labeler` has labeled (`unknown_pile`, then `propose`)."""
+    from .evaluation import Stage
+
+    yield Stage("gathering the unknown images")
+    pile = unknown_pile(labeler, settings)
+    if cancel is not None and cancel():
+        return []
+    return (yield from propose(pile.paths, pile.points, settings, rejected, cancel, pile.origin))
 
 
 @dataclass(frozen=True)

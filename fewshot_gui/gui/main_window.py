@@ -28,6 +28,7 @@ from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
 from fewshot_gui.gui.map_dock import MapDock
 from fewshot_gui.gui.menus import build_menus
+from fewshot_gui.gui.proposals_panel import ProposalsPanel
 from fewshot_gui.gui.results_model import ResultsModel
 from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.gui.sessions import SessionFiles
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         )
         self._build_layout()
         self.map_dock = MapDock(self)  # View ▸ Map, beside the grid
+        self.proposals = ProposalsPanel(self.editor, self.thumbnails, self)  # Tools ▸ Discover
         self.work = WorkStatus(self.statusBar(), self)
         build_menus(self)
         self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
@@ -148,6 +150,8 @@ class MainWindow(QMainWindow):
         client.failed.connect(self._on_failed)
         client.busyChanged.connect(self._on_busy)
         self.map_dock.start(client)
+        self.proposals.start(client)
+        self.proposals.message.connect(self.show_message)
         self.results_panel.find_duplicates_with(client)
         last = self.sessions.last()
         if last is not None:
@@ -294,6 +298,7 @@ class MainWindow(QMainWindow):
             "label": "Labeling stopped",
             "map": "The map could not be made",
             "duplicates": "Looking for duplicates failed",
+            "discover": "Looking for new classes failed",
         }
         self.show_error(f"{what.get(kind, 'The model could not adapt')}: {message}")
         if kind == "model":

@@ -97,6 +97,15 @@ def build_menus(window: MainWindow) -> None:
     _action(view, "&Unknown Only", lambda: window.results_panel.set_filter(UNKNOWN), "Ctrl+U")
     view.addAction(window.map_dock.toggleViewAction())
 
+    tools = window.menuBar().addMenu("&Tools")
+    window.discover_action = _action(
+        tools,
+        "&Discover Classes…",
+        window.proposals.open_and_search,
+        "Ctrl+Shift+D",
+        "Groups of similar images among the unknown ones, to make classes of",
+    )
+
     help_menu = window.menuBar().addMenu("&Help")
     _action(help_menu, "&Getting Started", lambda: window.banner.show_info(FIRST_RUN_HINT), "F1")
     _action(help_menu, "&About FewShot Labeler", lambda: show_about(window))

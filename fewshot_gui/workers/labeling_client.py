@@ -49,6 +49,7 @@ class LabelingClient(QObject):
     duplicatesFound = Signal(object)  # core.duplicates.DuplicateGroups
     mapProgress = Signal(object)  # core.folder_map.MapProgress
     mapFeatures = Signal(object)  # (readable paths, their embeddings (n, D)) for the map
+    proposed = Signal(object)  # [core.discover.Proposal]: candidate classes
 
     _listModels = Signal()
     _loadModel = Signal(int, str, object)
@@ -58,6 +59,7 @@ class LabelingClient(QObject):
     _label = Signal(int, object, object)
     _findDuplicates = Signal(int, object, object)
     _mapFeatures = Signal(int, object, object)
+    _discover = Signal(int, object, object)
 
     def __init__(
         self,
@@ -122,6 +124,11 @@ class LabelingClient(QObject):
         """Group `paths` into copies with the loaded model; an older search stops."""
         gen, token = self._next("duplicates")
         self._findDuplicates.emit(gen, list(paths), token)
+
+    def discover(self, rejected: Sequence[frozenset[Path]]) -> None:
+        """Ask for classes in the unknown pile, none like a `rejected` one; an older ask stops."""
+        gen, token = self._next("discover")
+        self._discover.emit(gen, list(rejected), token)
 
     def map_features(self, paths: Sequence[Path]) -> None:
         """Ask for the embeddings of `paths` for the folder map; an older request stops."""
@@ -188,6 +195,8 @@ class LabelingClient(QObject):
         self._mapFeatures.connect(w.map_features)
         w.mapProgress.connect(self._on_map_progress)
         w.mapFeatures.connect(self._on_map_features)
+        self._discover.connect(w.discover)
+        w.proposed.connect(self._on_proposed)
         w.modelsListed.connect(self.modelsListed)
         w.stage.connect(self.stage)
         w.modelLoaded.connect(self._on_model)
@@ -246,6 +255,10 @@ class LabelingClient(QObject):
     def _on_map_progress(self, gen: int, progress: object) -> None:
         if self._current("map", gen):
             self.mapProgress.emit(progress)
+
+    def _on_proposed(self, gen: int, proposals: object) -> None:
+        if self._current("discover", gen):
+            self.proposed.emit(proposals)
 
     def _on_map_features(self, gen: int, found: object) -> None:
         if self._current("map", gen):

@@ -23,7 +23,7 @@ from fewshot_gui.workers.stepping import SteppedJob
 # At most this many progress signals a second; predictions travel in batches between them.
 EMIT_INTERVAL_S = 0.05
 PROBE_POLL_MS = 200  # how often the worker reads the engine measurement's progress
-KINDS = ("model", "engine", "support", "label", "relabel", "duplicates", "map")
+KINDS = ("model", "engine", "support", "label", "relabel", "duplicates", "map", "discover")
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class LabelingWorker(QObject):
     duplicatesFound = Signal(int, object)  # gen, core.duplicates.DuplicateGroups
     mapProgress = Signal(int, object)  # gen, core.folder_map.MapProgress
     mapFeatures = Signal(int, object)  # gen, (readable paths, their embeddings (n, D))
+    proposed = Signal(int, object)  # gen, [core.discover.Proposal]
     failed = Signal(str, int, str)  # kind, gen, message
 
     def __init__(
@@ -107,6 +108,7 @@ class LabelingWorker(QObject):
         self._probe_timer: QTimer | None = None
         self._duplicates: SteppedJob | None = None
         self._map: SteppedJob | None = None
+        self._discovery: SteppedJob | None = None
 
     @Slot()
     def list_models(self) -> None:
@@ -293,6 +295,24 @@ class LabelingWorker(QObject):
             )
         self._map.start(gen, gather_features(paths, pipeline_embed(self._labeler), token))
 
+    @Slot(int, object, object)
+    def discover(self, gen: int, rejected: list[frozenset[Path]], token: CancelToken) -> None:
+        """Propose classes from the unknown pile of the files labeled so far (core.discover),
+        a step per turn; a newer request replaces this one."""
+        if token.cancelled or not self._require_model("discover", gen):
+            return
+        self._flush()
+        from fewshot_gui.core.discover import discover
+
+        if self._discovery is None:  # made here, so that it belongs to the worker thread
+            self._discovery = SteppedJob(EMIT_INTERVAL_S, self)
+            self._discovery.event.connect(lambda _gen, event: self.stage.emit(event.message))
+            self._discovery.finished.connect(self.proposed)
+            self._discovery.failed.connect(
+                lambda g, error: self.failed.emit("discover", g, describe_error(error))
+            )
+        self._discovery.start(gen, discover(self._labeler, rejected=rejected, cancel=token))
+
     @Slot()
     def shutdown(self) -> None:
         """Close any running job; connected directly to the thread's `finished`."""
@@ -302,6 +322,8 @@ class LabelingWorker(QObject):
             self._duplicates.stop()
         if self._map is not None:
             self._map.stop()
+        if self._discovery is not None:
+            self._discovery.stop()
 
     def _step(self) -> None:
         # One batch per turn: queued requests (a new support set, a cancel) run in between.
