@@ -308,8 +308,9 @@ class RayPipeline(EmbeddingPipeline):
                     [i for i, k in enumerate(chunk) if not isinstance(k, str) and k not in known],
                 )
             )
+        # Absolute: a worker's working folder is not the driver's.
         requests = [
-            {"batch": n, "paths": [str(batch.paths[i]) for i in batch.fresh]}
+            {"batch": n, "paths": [os.path.abspath(batch.paths[i]) for i in batch.fresh]}
             for n, batch in enumerate(pending)
             if batch.fresh
         ]
@@ -343,7 +344,7 @@ class RayPipeline(EmbeddingPipeline):
             batch_size=1,
             batch_format="numpy",
             # Every worker at once: a pool that grows on demand stayed at one actor here.
-            compute=ray.data.ActorPoolStrategy(size=self._workers),
+            compute=ray.data.ActorPoolStrategy(size=min(self._workers, len(requests))),
             **self._resources,
         )
         try:
@@ -367,8 +368,9 @@ class RayPipeline(EmbeddingPipeline):
             if tally is None:
                 tally = self.nodes[node] = NodeTally()
                 self._say(f"node {node}: first batch back")
-            if error:
-                batch.errors[i] = str(error)
+            if error:  # worded with the path as the driver was given it, as a local run words it
+                given = batch.paths[i]
+                batch.errors[i] = str(error).replace(os.path.abspath(given), str(given))
                 tally.unreadable += 1
                 tally.first_error = tally.first_error or str(error)
                 continue
@@ -386,12 +388,13 @@ class RayPipeline(EmbeddingPipeline):
     def summary(self) -> list[str]:
         """One line per node: what it embedded and what it could not read."""
         lines = []
+        others_read = {node for node, tally in self.nodes.items() if tally.embedded}
         for node, tally in sorted(self.nodes.items()):
             line = f"node {node}: {tally.embedded} embedded, {tally.unreadable} unreadable"
-            if tally.unreadable and not tally.embedded:
+            if tally.unreadable and not tally.embedded and others_read:
                 line += (
-                    f"; it read none of its files (first: {tally.first_error}); every node "
-                    "must see the images at the same path (a shared mount)"
+                    f"; it read none of its files, others did (first: {tally.first_error}); "
+                    "every node must see the images at the same path (a shared mount)"
                 )
             lines.append(line)
         return lines

@@ -53,17 +53,24 @@ def test_cluster_run_writes_the_local_manifest_and_fills_the_cache(
     task = make_labeling_task(tmp_path / "task", classes=3, queries=6)
     (task.images / "broken.png").write_bytes(b"not a png")  # unreadable on the workers too
     files = [*iter_image_files(task.images)]
+    monkeypatch.chdir(tmp_path)  # --images relative: workers get absolute paths, errors not
+
+    def args(out: Path) -> list[str]:
+        given = label_args(task, glyph_model, out)
+        given[given.index("--images") + 1] = "task/images"
+        return [*given, *OPTIONS]
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "local-cache"))
     local = tmp_path / "local.csv"
-    assert main([*label_args(task, glyph_model, local), *OPTIONS]) == 0
+    assert main(args(local)) == 0
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cluster-cache"))
     remote = tmp_path / "cluster.csv"
     address = f"ray={two_nodes.address}"
-    assert main([*label_args(task, glyph_model, remote), *OPTIONS, "--cluster", address]) == 0
+    assert main([*args(remote), "--cluster", address]) == 0
     assert not ray.is_initialized()  # joined for the run, left after it
 
+    assert "task/images/broken.png" in local.read_text()  # relative, with its error
     assert remote.read_text() == local.read_text()
     err = capsys.readouterr().err
     assert "ray cluster" in err and "2 nodes" in err
@@ -74,6 +81,16 @@ def test_cluster_run_writes_the_local_manifest_and_fills_the_cache(
     assert len(cluster_vectors) == len(readable)
     for path, vector in local_vectors.items():
         np.testing.assert_array_equal(cluster_vectors[path], vector)
+
+    # Run again, continuing the manifest: every vector comes from the driver's cache, so only
+    # the unreadable file goes to a worker again (as a local run reads it again).
+    assert main([*args(remote), "--cluster", address]) == 0
+    err = capsys.readouterr().err
+    assert "continuing" in err
+    assert [line.split(": ", 1)[1] for line in err.splitlines() if "embedded" in line] == [
+        "0 embedded, 1 unreadable"
+    ]
+    assert remote.read_text() == local.read_text()
 
 
 class DiesOnce(EmbedActor):
