@@ -10,7 +10,9 @@ again (`Labeler.relabel`, the shipped `Spread()`) after each look. Orders, on th
 
 - least_sure: the app's "least sure first" (lowest confidence first, looked-at ones last);
 - check_next: `core.review_priority.labeler_ranks`, computed after each relabel as the app's
-  labeling worker computes it.
+  labeling worker computes it;
+- boundary (`--orders`, an ablation): nearest a boundary first (`review_priority.boundary`),
+  without the distances to what is confirmed and without the greedy picks.
 
 Accuracy counts every image of the folder: in-class images right, clutter `unknown`.
 `--speed-rows N` also times the ranks over N stored rows beside `relabel()` (the rows faked by
@@ -38,9 +40,9 @@ from fewshot_gui.core.checkpoint import DEFAULT_MODEL, load_model
 from fewshot_gui.core.datasets import ImagePool
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet
-from fewshot_gui.core.review_priority import labeler_ranks
+from fewshot_gui.core.review_priority import boundary, labeler_ranks
 
-ORDERS = ("least_sure", "check_next")
+ORDERS = ("least_sure", "check_next", "boundary")
 MARKS = (6, 12, 24)  # looks after which accuracy is reported
 
 
@@ -48,6 +50,9 @@ def look_order(labeler: Labeler, labels, order: str, looked: np.ndarray) -> np.n
     """Rows in the order `order` shows them, those looked at already left out."""
     if order == "least_sure":
         keys = np.where(labels.pinned, 2.0, labels.confidence)
+        rows = np.argsort(keys, kind="stable")
+    elif order == "boundary":  # check next without the distances: is it the boundary alone?
+        keys = np.where(labels.pinned, 2.0, -boundary(labels, labeler.threshold))
         rows = np.argsort(keys, kind="stable")
     else:
         rows = np.argsort(labeler_ranks(labeler, labels), kind="stable")
@@ -97,7 +102,7 @@ def summary(order: str, table: np.ndarray, sizes: np.ndarray, corrected: list[in
     fixed = np.round((table[:, -1] - table[:, 0]) * sizes / 100)
     per_look = fixed / looks
     return (
-        f"{order:>10}: accuracy after 0/6/12/24 looks  {accuracy}\n"
+        f"{order:>10}: accuracy after {'/'.join(map(str, [0, *marks]))} looks  {accuracy}\n"
         f"            wrong fixed after {looks}: {fixed.astype(int).tolist()} "
         f"(per look mean {per_look.mean():.2f}, worst {per_look.min():.2f}); "
         f"looks that were corrections {corrected}"
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--families", default="look5,shot5,shot1")
     parser.add_argument("--looks", type=int, default=24)
+    parser.add_argument("--orders", default="least_sure,check_next", help=",".join(ORDERS))
     parser.add_argument("--engine", default="onnxruntime")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/fewshot-review-cache"))
     parser.add_argument("--speed-rows", type=int, default=0, help="also time the ranks at N rows")
@@ -143,15 +149,16 @@ def main() -> None:
     labeler = Labeler(load_model(args.model), cache_dir=args.cache, engine=args.engine)
     started = time.perf_counter()
     means = class_means(labeler, held)
+    orders = args.orders.split(",")
     for family in args.families.split(",") if args.tasks else ():
         shot, draw = FAMILIES[family]
-        curves: dict[str, list[list[float]]] = {order: [] for order in ORDERS}
-        corrected: dict[str, list[int]] = {order: [] for order in ORDERS}
+        curves: dict[str, list[list[float]]] = {order: [] for order in orders}
+        corrected: dict[str, list[int]] = {order: [] for order in orders}
         sizes = []
         for t in range(args.tasks):
             task = make_task(held, args.seed + t, 5, shot, 40, 40, means, draw)
             sizes.append(len(task.truth))
-            for order in ORDERS:
+            for order in orders:
                 curve, corrections = review(labeler, task, order, args.looks)
                 curves[order].append(curve)
                 corrected[order].append(corrections)
@@ -162,7 +169,7 @@ def main() -> None:
                         flush=True,
                     )
         print(f"\n{family}: {args.tasks} tasks of {shot} shot, {min(sizes)} to {max(sizes)} images")
-        for order in ORDERS:
+        for order in orders:
             print(summary(order, np.array(curves[order]), np.array(sizes), corrected[order]))
         print(flush=True)
     print(f"{time.perf_counter() - started:.0f}s")
