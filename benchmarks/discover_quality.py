@@ -12,7 +12,7 @@ Embeddings come from the Labeler's disk cache (`--cache`), so only the first run
 `--sample`, `--min-cluster-size`, `--min-samples` override the shipped `Discovery()` settings:
 compare them on other seeds (`--seed 100`) than those you report.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/discover_quality.py --draws 10
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/discover_quality.py --draws 10 --speed-rows 100000
 """
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ import numpy as np
 
 from fewshot_gui.core.checkpoint import DEFAULT_MODEL, load_model
 from fewshot_gui.core.datasets import ImagePool
-from fewshot_gui.core.discover import Discovery, Proposal, propose, unknown_pile
+from fewshot_gui.core.discover import (
+    Discovery,
+    Proposal,
+    find_clusters,
+    propose,
+    unknown_pile,
+)
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import Labeler, SupportSet
 
@@ -89,6 +95,9 @@ def main() -> None:
     parser.add_argument("--engine", default="onnxruntime")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/fewshot-discover-cache"))
     parser.add_argument("--verbose", action="store_true", help="print every draw's proposals")
+    parser.add_argument(
+        "--speed-rows", type=int, default=0, help="also time find_clusters on N faked points"
+    )
     args = parser.parse_args()
 
     settings = Discovery()
@@ -143,6 +152,29 @@ def main() -> None:
         f"pile {np.mean(piles):.0f} images, {np.mean(counts):.1f} proposals on average; "
         f"clustering {np.mean(discover_s):.2f} s mean, {np.max(discover_s):.2f} s max; "
         f"labeling (cached embeddings) {np.mean(label_s):.2f} s mean"
+    )
+    if args.speed_rows:
+        clustering_speed(labeler, held, args.speed_rows, settings)
+
+
+def clustering_speed(labeler: Labeler, held: ImagePool, rows: int, settings: Discovery) -> None:
+    """Seconds of `find_clusters` over `rows` points: the held-out photos' points repeated
+    with 1% noise (as label_speed.py fakes rows), best of 3."""
+    drive(labeler.set_support(SupportSet.from_mapping({"any": [held.paths[0]]})))
+    labeler.forget()
+    drive(labeler.label(list(held.paths)))
+    points = labeler.stored_points(np.arange(len(held.paths)))
+    rng = np.random.default_rng(0)
+    faked = points[np.arange(rows) % len(points)]
+    faked = faked + 0.01 * faked.std() * rng.standard_normal(faked.shape, dtype=np.float32)
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        clusters = find_clusters(faked, settings)
+        times.append(time.perf_counter() - started)
+    print(
+        f"find_clusters over {rows} points of {faked.shape[1]} dimensions: best of 3 "
+        f"{min(times):.2f} s ({len(clusters.members)} clusters)"
     )
 
 
