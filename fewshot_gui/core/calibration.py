@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .confusion import Confusion, leave_one_out_confusion
 from .methods import FewShotClassifier
 
 
@@ -28,6 +29,7 @@ class ClassReport:
 class Calibration:
     reports: tuple[ClassReport, ...]
     threshold: float | None
+    confusion: Confusion | None = None  # the leave-one-out predictions, class by class
 
 
 def calibrate(
@@ -78,7 +80,11 @@ def calibrate(
         if accuracy is not None and accuracy < 0.8:
             warnings.append(f"examples are often mistaken for {confused!r}: add clearer ones")
         reports.append(ClassReport(name, n, accuracy, confused, tuple(warnings)))
-    return Calibration(tuple(reports), choose_threshold(inside, outside))
+    threshold = choose_threshold(inside, outside)
+    confusion = leave_one_out_confusion(
+        labels.cpu().numpy(), predictions.cpu().numpy(), novelties.cpu().numpy(), threshold, names
+    )
+    return Calibration(tuple(reports), threshold, confusion)
 
 
 def choose_threshold(inside: Sequence[float], outside: Sequence[float]) -> float | None:

@@ -227,6 +227,7 @@ class Labeler:
             calibration.threshold,
             tuple(errors),
             input_mismatch(self.spec.channels, list(found)),
+            calibration.confusion,
         )
 
     def _adapt(self) -> Calibration:

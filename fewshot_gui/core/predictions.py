@@ -14,6 +14,7 @@ from .support import UNKNOWN
 
 if TYPE_CHECKING:
     from .calibration import ClassReport
+    from .confusion import Confusion
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class SupportReport:
     threshold: float | None  # the automatic unknown threshold, None where it cannot be set
     errors: tuple[tuple[Path, str], ...]  # examples that could not be read
     mismatch: str = ""  # says so when the examples do not suit the model's input
+    confusion: Confusion | None = None  # the examples' leave-one-out predictions
 
 
 @dataclass(frozen=True)

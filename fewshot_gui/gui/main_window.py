@@ -24,6 +24,7 @@ from fewshot_gui.gui.about import FIRST_RUN_HINT
 from fewshot_gui.gui.banner import Banner
 from fewshot_gui.gui.class_model import ClassModel, ExampleModel
 from fewshot_gui.gui.class_panel import Ask, ClassPanel, ask_with_message_box, local_paths
+from fewshot_gui.gui.confusion_dialog import ConfusionDialog
 from fewshot_gui.gui.edits import SessionEditor
 from fewshot_gui.gui.export_dialog import ExportDialog
 from fewshot_gui.gui.map_dock import MapDock
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self.map_dock = MapDock(self)  # View ▸ Map, beside the grid
         self.proposals = ProposalsPanel(self.editor, self.thumbnails, self)  # Tools ▸ Discover
+        self.confusion = ConfusionDialog(self)  # Tools ▸ Examples' Confusion
         self.work = WorkStatus(self.statusBar(), self)
         build_menus(self)
         self._support_timer = QTimer(self, singleShot=True, interval=SUPPORT_DELAY_MS)
@@ -151,6 +153,7 @@ class MainWindow(QMainWindow):
         client.busyChanged.connect(self._on_busy)
         self.map_dock.start(client)
         self.proposals.start(client)
+        self.confusion.start(client)
         self.proposals.message.connect(self.show_message)
         self.results_panel.find_duplicates_with(client)
         last = self.sessions.last()

@@ -105,6 +105,12 @@ def build_menus(window: MainWindow) -> None:
         "Ctrl+Shift+D",
         "Groups of similar images among the unknown ones, to make classes of",
     )
+    window.confusion_action = _action(
+        tools,
+        "Examples' &Confusion…",
+        window.confusion.show,
+        tip="Which classes' examples the model mixes up, each judged by all the others",
+    )
 
     help_menu = window.menuBar().addMenu("&Help")
     _action(help_menu, "&Getting Started", lambda: window.banner.show_info(FIRST_RUN_HINT), "F1")
