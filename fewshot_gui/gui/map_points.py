@@ -10,11 +10,16 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
-HALO = 0xFF000000  # a selected point sits on a black square one pixel wider all round
-# A point is a 5-pixel disc: a 3x3 square and one pixel out on each side.
+HALO = 0xFF000000
+# A point is a 5-pixel disc: a 3x3 square and one pixel out on each side; a selected one
+# sits on a black disc two pixels wider all round.
 DOT = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)] + [(0, -2), (0, 2), (-2, 0), (2, 0)]
 RING = [(dx, dy) for dy in range(-3, 4) for dx in range(-3, 4) if abs(dx) + abs(dy) <= 4]
-REACH = 3  # pixels a stamp reaches from its point: points nearer the edge are not drawn
+# A few points are drawn larger (9 pixels), so that a small folder's map is not all white.
+BIG_DOT = [(dx, dy) for dy in range(-4, 5) for dx in range(-4, 5) if dx * dx + dy * dy <= 17]
+BIG_RING = [(dx, dy) for dy in range(-6, 7) for dx in range(-6, 7) if dx * dx + dy * dy <= 34]
+FEW = 5_000
+REACH = 6  # pixels a stamp reaches from its point: points nearer the edge are not drawn
 
 
 def argb(rgb: np.ndarray) -> np.ndarray:
@@ -62,12 +67,14 @@ class RasterPoints(pg.GraphicsObject):
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
-        device = painter.device()
+        device = widget if widget is not None else painter.device()
         ratio = device.devicePixelRatioF()
         width, height = round(device.width() * ratio), round(device.height() * ratio)
         if not len(self.xy) or width <= 2 * REACH or height <= 2 * REACH:
             return
-        t = painter.deviceTransform()
+        # The world transform, not the device one: a widget painted into its window's
+        # backing store has the widget's place in the window in its device transform.
+        t = painter.worldTransform()
         x, y = self.xy[:, 0], self.xy[:, 1]  # float32 and int32: half the memory traffic
         m11, m21, dx = (np.float32(v * ratio) for v in (t.m11(), t.m21(), t.dx() + 0.5))
         m12, m22, dy = (np.float32(v * ratio) for v in (t.m12(), t.m22(), t.dy() + 0.5))
@@ -75,10 +82,11 @@ class RasterPoints(pg.GraphicsObject):
         py = (m12 * x + m22 * y + dy).astype(np.int32)
         inside = (px >= REACH) & (px < width - REACH) & (py >= REACH) & (py < height - REACH)
         canvas = np.zeros(height * width, np.uint32)
+        dot, ring = (BIG_DOT, BIG_RING) if len(self.order) < FEW else (DOT, RING)
         for rows, stamp, colour in (
-            (self.order, DOT, None),
-            (self.selected, RING, HALO),
-            (self.selected, DOT, None),
+            (self.order, dot, None),
+            (self.selected, ring, HALO),
+            (self.selected, dot, None),
         ):
             rows = rows[inside[rows]]
             at = py[rows] * width + px[rows]

@@ -3,6 +3,7 @@ hover to see one, click to pick one, drag a rectangle or a lasso to select many.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -207,6 +208,8 @@ class MapPanel(QWidget):
         self.selection = np.zeros(0, np.int64)
         self.status = QLabel("The map appears once a folder is labeled", self)
         self.status.setWordWrap(True)
+        self.legend = QLabel(self)
+        self.legend.setWordWrap(True)
         tools = QHBoxLayout()
         self.mode_buttons = QButtonGroup(self)
         tips = {
@@ -236,6 +239,7 @@ class MapPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(tools)
         layout.addWidget(self.status)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
         self.card = QLabel(self.plot)
         self.card.setFrameShape(QFrame.Shape.StyledPanel)
@@ -257,6 +261,15 @@ class MapPanel(QWidget):
 
     def set_colours(self, codes: np.ndarray, examples: np.ndarray, shown: np.ndarray) -> None:
         self.plot.set_colours(codes, examples, shown)
+        keys = [*enumerate(self.class_names), (-1, UNKNOWN)]
+        swatches = (QColor(*class_colour(code)).name() for code, _name in keys)
+        self.legend.setText(
+            "&nbsp; ".join(
+                f'<span style="color:{swatch}">●</span>&nbsp;{html.escape(name)}'
+                for swatch, (_code, name) in zip(swatches, keys, strict=True)
+            )
+            + " &nbsp;◆ an example"
+        )
 
     def show_selection(self, rows: np.ndarray) -> None:
         """Mark points (e.g. the grid's selection) without making them the map's selection."""

@@ -67,6 +67,22 @@ def on_screen(plot, xy: np.ndarray) -> np.ndarray:
     return np.array(found, np.float64)
 
 
+def assert_drawn(window, plot) -> None:
+    """Each image's point is painted in its label's colour where the map puts it, in a
+    grab of the whole window (the plot painted at its place in it, as on screen); points
+    within a few pixels of another are left out, as one may cover the other."""
+    image = window.grab().toImage()
+    screen = on_screen(plot, plot.xy)
+    apart = np.hypot(*(screen[:, None, :] - screen[None, :, :]).transpose(2, 0, 1))
+    np.fill_diagonal(apart, np.inf)
+    alone = np.flatnonzero((apart.min(1) > 8) & ~plot.examples)
+    assert len(alone) >= 5
+    for row in alone:
+        at = plot.viewport().mapTo(window, QPoint(*np.rint(screen[row]).astype(int)))
+        pixel = image.pixelColor(at)
+        assert pixel.getRgb()[:3] == class_colour(int(plot.codes[row]))
+
+
 def menu_action(menu, text: str):
     actions = [a for a in menu.actions() if text in a.text().replace("&", "")]
     for sub in (a.menu() for a in menu.actions() if a.menu()):
@@ -85,6 +101,7 @@ def test_a_rectangle_makes_a_new_class_in_one_undoable_edit(
     folder_map = dock.folder_map
     assert set(folder) <= set(folder_map.paths)  # and the six examples
     assert len(folder_map) == 30 and int(dock.panel.plot.shown.sum()) == 30
+    assert_drawn(window, plot)
 
     screen = on_screen(plot, folder_map.xy)
     # A rectangle over the left half of the points (by their place on screen).
