@@ -102,3 +102,29 @@ def test_refuses_an_out_folder_that_holds_anything(
     (tmp_path / "a-file").write_text("x")
     assert run(tmp_path, "--images", str(folder), "--out", str(tmp_path / "a-file")) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_where_symbolic_links_are_refused_members_are_hard_linked_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fewshot_gui.cli.discover import write_proposals
+    from fewshot_gui.core.discover import Proposal
+
+    def refuse(*_args: object) -> None:  # as on Windows without the privilege to link
+        raise PermissionError("symbolic links are not allowed here")
+
+    photos = [tmp_path / "a" / "1.png", tmp_path / "b" / "1.png"]  # the same name twice
+    for path in photos:
+        path.parent.mkdir()
+        path.write_bytes(b"picture")
+    monkeypatch.setattr(os, "symlink", refuse)
+    out = tmp_path / "found"
+    out.mkdir()
+
+    write_proposals([Proposal(tuple(photos), (photos[0],), 1.0)], out)
+
+    linked = sorted((out / "proposal-01").iterdir())
+    assert [p.name for p in linked] == ["1-2.png", "1.png"]  # neither overwrites the other
+    assert {p.stat().st_ino for p in linked} == {p.stat().st_ino for p in photos}
+    assert "symbolic links are not allowed" in capsys.readouterr().err
+    assert json.loads((out / "proposals.json").read_text())[0]["typical"] == [str(photos[0])]
