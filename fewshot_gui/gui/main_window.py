@@ -420,6 +420,7 @@ class MainWindow(QMainWindow):
             session.corrections,
         )
         self.threshold.set_mode(session.threshold)
+        self.proposals.forget()  # another session's rejections and proposals mean nothing here
         self.last_journal = session.last_export_journal
         self.results.clear()
         self.folder = session.folder

@@ -106,6 +106,12 @@ class ProposalsPanel(QDialog):
         if self.proposals:
             self.list.setCurrentRow(0)
 
+    def forget(self) -> None:
+        """Start over for another session: no proposals, no rejections."""
+        self.rejected.clear()
+        self.show_proposals([])
+        self.status.setText("")
+
     def accept_selected(self) -> None:
         """The selected proposal's typical images become the examples of a class named as
         typed (an existing class gets them added), as one undoable step."""

@@ -70,3 +70,10 @@ def test_a_proposal_rejected_stays_unknown_and_one_accepted_becomes_a_class(
     assert all(labels(window)[p] != "blocks" for p in labels(window) if p not in blocks)
     window.editor.undo_stack.undo()  # one step takes the whole class back
     assert window.classes.names() == ["stripes", "checks"]
+    with qtbot.waitSignal(window.client.proposed, timeout=TIMEOUT):
+        panel.search_button.click()
+    panel.list.setCurrentRow(0)
+    panel.reject_button.click()
+    assert len(panel.rejected) == 1
+    window.new_session()  # a new session forgets this one's proposals and rejections
+    assert panel.list.count() == 0 and panel.rejected == []
