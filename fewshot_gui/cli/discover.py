@@ -17,6 +17,7 @@ from .progress import ProgressBar, drive_with, interrupt_cancels, say
 if TYPE_CHECKING:
     from ..core.discover import Discovery, Pile, Proposal
     from ..core.labeling import Labeler
+    from ..core.support import SupportSet
 
 PROPOSALS_FILE = "proposals.json"
 
@@ -125,7 +126,7 @@ def _embedded(labeler: Labeler, files: list[Path]) -> tuple[list[Path], Any] | N
 
 def _labeled_pile(
     labeler: Labeler,
-    support: Any,
+    support: SupportSet,
     corrections: dict[Path, str],
     files: list[Path],
     settings: Discovery,
