@@ -342,3 +342,31 @@ def test_corrections_pin_labels_and_unknown_is_a_correction(
 
     labeler.set_corrections({})  # undone: the model's own labels again
     assert {p.path: p.label for p in labeler.relabel()} == before
+
+
+def test_adapting_and_relabeling_run_torch_on_one_thread(
+    glyph_model: Path, labeling_task: LabelingTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correction's small steps on torch's pool of threads waited seconds for each other's
+    cores on a busy machine; the caller's own setting comes back afterwards."""
+    labeler = Labeler(load_model(glyph_model))
+    drive(labeler.set_support(SupportSet.from_mapping(labeling_task.support)))
+    paths = sorted(labeling_task.truth)
+    labeled(labeler, paths)
+    seen: list[int] = []
+    scoring = labeler.model.score_points
+
+    def score_points(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(torch.get_num_threads())
+        return scoring(points)
+
+    monkeypatch.setattr(labeler.model, "score_points", score_points)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        labeler.set_corrections({paths[0]: sorted(labeling_task.support)[0]})
+        labeler.relabel()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
