@@ -247,6 +247,8 @@ class ResultsPanel(QWidget):
 
     def _on_review_order(self) -> None:
         order = self.review.currentData()
+        if self._client is not None:  # the worker ranks only while this order is shown
+            self._client.rank_check_next(order == "check_next")
         self.order.set_check_next(order == "check_next")
         self.order.set_least_sure_first(order == "least_sure")
 

@@ -56,6 +56,7 @@ class LabelingClient(QObject):
     _adapt = Signal(int, object, object)
     _setUnknown = Signal(int, object, object)
     _relabel = Signal(int, object)
+    _rankCheckNext = Signal(int, bool, object)
     _label = Signal(int, object, object)
     _findDuplicates = Signal(int, object, object)
     _mapFeatures = Signal(int, object, object)
@@ -112,6 +113,12 @@ class LabelingClient(QObject):
     def relabel(self) -> None:
         gen, token = self._next("relabel")
         self._relabel.emit(gen, token)
+
+    def rank_check_next(self, on: bool) -> None:
+        """Ask for the "check next" ranks with every relabel, or stop; on: ranks now."""
+        # Off answers nothing, so it must not stop a relabel on its way.
+        gen, token = self._next("relabel") if on else (0, CancelToken())
+        self._rankCheckNext.emit(gen, on, token)
 
     def label(self, target: Path | Sequence[Path]) -> None:
         gen, token = self._next("label")
@@ -188,6 +195,7 @@ class LabelingClient(QObject):
         self._adapt.connect(w.adapt)
         self._setUnknown.connect(w.set_unknown)
         self._relabel.connect(w.relabel)
+        self._rankCheckNext.connect(w.rank_check_next)
         self._label.connect(w.label)
         self._findDuplicates.connect(w.find_duplicates)
         w.duplicatesProgress.connect(self._on_duplicates_progress)

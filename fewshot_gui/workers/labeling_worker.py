@@ -101,6 +101,7 @@ class LabelingWorker(QObject):
         self._cache_dir, self._device, self._batch_size = cache_dir, device, batch_size
         self._engine = engine
         self._labeler: Any = None
+        self._check_next = False  # rank for "check next" with each relabel: only when shown
         self._model_gen = 0
         self._job: _LabelJob | None = None
         self._timer: QTimer | None = None
@@ -378,12 +379,23 @@ class LabelingWorker(QObject):
         if self._timer is not None:
             self._timer.stop()
 
+    @Slot(int, bool, object)
+    def rank_check_next(self, gen: int, on: bool, token: CancelToken) -> None:
+        """Rank for "check next" with every relabel from now on (the grid shows that order),
+        or not: at 100,000 rows they took 145 ms beside a 1.2 s relabel (docs/benchmarks.md).
+        On, what is labeled is ranked now; with no model or classes yet, at the first relabel."""
+        self._check_next = on
+        if on and self._labeler is not None and self._labeler.class_names:
+            self.relabel(gen, token)
+
     def _relabeled(self) -> Any:
-        """Every file labeled again, with its place in the "check next" order: computed here,
-        beside the relabel, never on the GUI thread."""
+        """Every file labeled again, with its place in the "check next" order when asked:
+        computed here, beside the relabel, never on the GUI thread."""
         from fewshot_gui.core.review_priority import labeler_ranks
 
         labels = self._labeler.relabel()
+        if not self._check_next:
+            return labels
         return replace(labels, review_rank=labeler_ranks(self._labeler, labels))
 
     def _require_model(self, kind: str, gen: int) -> bool:
