@@ -43,12 +43,11 @@ from fewshot_gui.core.duplicates import (
     find_duplicates,
     pipeline_embed,
     similar_pairs,
-    thumbnail_match,
-    thumbnail_views,
 )
 from fewshot_gui.core.images import iter_image_files
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import Labeler
+from fewshot_gui.core.picture_match import Thumbnail, picture_match, read_thumbnail
 
 KINDS = ("half", "jpeg40", "crop10", "rotate5", "gray", "all")
 
@@ -185,12 +184,12 @@ def threshold_grid(
         vectors[pairs[:, 0]] / np.linalg.norm(vectors[pairs[:, 0]], axis=1, keepdims=True),
         vectors[pairs[:, 1]] / np.linalg.norm(vectors[pairs[:, 1]], axis=1, keepdims=True),
     )
-    views: dict[int, np.ndarray] = {}
+    views: dict[int, Thumbnail] = {}
     match = np.array(
         [
-            thumbnail_match(
-                views.setdefault(i, thumbnail_views(paths[i])),
-                views.setdefault(j, thumbnail_views(paths[j])),
+            picture_match(
+                views.setdefault(i, read_thumbnail(paths[i])),
+                views.setdefault(j, read_thumbnail(paths[j])),
             )
             for i, j in pairs.tolist()
         ]
@@ -293,6 +292,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 30_000, 100_000])
     parser.add_argument("--brute-max", type=int, default=100_000)
     parser.add_argument("--only", choices=("quality", "timing"))
+    parser.add_argument("--grid", action="store_true", help="also the threshold grid (slow)")
     args = parser.parse_args()
     print(f"load {os.getloadavg()[0]:.1f} at start; {os.cpu_count()} CPUs")
     labeler = Labeler(
@@ -308,18 +308,19 @@ def main() -> None:
     halves = {"even classes": set(names[0::2]), "odd classes": set(names[1::2])}
     print(f"{len(paths)} files: {len(originals)} photos, {args.photos} x {len(KINDS)} copies")
     embed = pipeline_embed(labeler)
-    started = time.perf_counter()
-    result = drive(find_duplicates(paths, embed))
-    seconds = time.perf_counter() - started
-    print(
-        f"find_duplicates: {seconds:.1f} s, {len(result.groups())} groups, "
-        f"{result.exact_pairs} exact and {result.near_pairs} near pairs, "
-        f"{len(result.errors)} unreadable; load {os.getloadavg()[0]:.1f}"
-    )
-    vectors = np.stack([v for batch in embed(paths, None) for v in batch.vectors])  # cached
+    vectors = np.stack([v for batch in embed(paths, None) for v in batch.vectors])
     if args.only != "timing":
+        started = time.perf_counter()
+        result = drive(find_duplicates(paths, embed))
+        seconds = time.perf_counter() - started
+        print(
+            f"find_duplicates: {seconds:.1f} s (embeddings cached), {len(result.groups())} "
+            f"groups, {result.exact_pairs} exact and {result.near_pairs} near pairs, "
+            f"{len(result.errors)} unreadable; load {os.getloadavg()[0]:.1f}"
+        )
         report_quality(result, truth, halves)
-        threshold_grid(paths, vectors, truth, halves)
+        if args.grid:
+            threshold_grid(paths, vectors, truth, halves)
     if args.only != "quality":
         report_timing(vectors, args.sizes, args.brute_max)
     print(f"load {os.getloadavg()[0]:.1f} at end")

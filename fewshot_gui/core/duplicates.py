@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter
 
 from .errors import ImageLoadError
-from .images import thumbnail_array
+from .picture_match import Thumbnail, picture_match, read_thumbnail
 
 if TYPE_CHECKING:  # torch comes with these: the GUI imports this module, the worker them
     from .embedding_pipeline import Embedded
@@ -27,9 +26,9 @@ Embed = Callable[[Sequence[Path], Cancel], Iterable["Embedded"]]
 
 HASH_CHUNK = 1 << 20  # files are hashed a megabyte at a time, never read whole
 # Candidates: cosine of the model's features at least this (benchmarks/duplicate_quality.py).
-MIN_COSINE = 0.75
-# Accepted: the best aligned thumbnail correlation at least this.
-MIN_MATCH = 0.90
+MIN_COSINE = 0.6
+# Accepted: the aligned thumbnails correlate at least this (picture_match.picture_match).
+MIN_MATCH = 0.96
 CELLS_PER_ROOT = 4.0  # cells per square root of the rows: work grows as n ** 1.5
 CELLS_PER_ROW = 3  # a row joins this many nearest cells, so close pairs share one
 MIN_BLOCKED = 4096  # fewer rows are compared all with all: that is faster
@@ -37,14 +36,6 @@ KMEANS_SAMPLE = 16384  # rows the cells are fitted on
 KMEANS_ROUNDS = 6
 ASSIGN_CHUNK = 8192  # rows given their cells at once
 COMPARE_CHUNK = 2048  # rows of a cell compared at once (a big cell's products stay small)
-SQUASHED = 64  # side of the gray thumbnail every view is cut from, aspect ignored
-VIEW = 20  # side of one view: small enough that recompression and 5 degrees wash out
-# A near copy may be a crop of its original (or the other way round): each image is also
-# compared as these fractions of its sides, at a 3 x 3 grid of offsets.
-CROP_SCALES = (0.9, 0.8)
-# ... and turned by these many degrees (corners filled black, as a turned copy's are).
-TURNS = (-5, 5)
-DECODE_SIDE = 128  # thumbnails decode at most this large (JPEGs by draft, so cheaply)
 
 
 @dataclass(frozen=True)
@@ -266,45 +257,6 @@ def _close_pairs(unit: np.ndarray, members: np.ndarray, min_cosine: float) -> np
     return np.concatenate(found)
 
 
-def thumbnail_views(path: Path) -> np.ndarray:
-    """The views of `path` that near copies are matched on: (views, VIEW * VIEW) float32,
-    each row zero-mean and unit-length; row 0 is the whole image, the others crops of it,
-    also turned by each of TURNS degrees.
-
-    Gray, squashed to a square and blurred, so colour, size, recompression and a slight
-    turn change little.
-
-    Raises:
-        ImageLoadError: the file cannot be read as an image.
-    """
-    rgb = thumbnail_array(path, DECODE_SIDE)
-    gray = Image.fromarray(rgb).convert("L").resize((SQUASHED, SQUASHED), Image.Resampling.BOX)
-    gray = gray.filter(ImageFilter.GaussianBlur(1.0))
-    boxes = [(0.0, 0.0, float(SQUASHED), float(SQUASHED))]
-    for scale in CROP_SCALES:
-        side = scale * SQUASHED
-        for top in np.linspace(0, SQUASHED - side, 3):
-            for left in np.linspace(0, SQUASHED - side, 3):
-                boxes.append((float(left), float(top), float(left + side), float(top + side)))
-    images = [gray] + [gray.rotate(angle, Image.Resampling.BILINEAR) for angle in TURNS]
-    views = np.stack(
-        [
-            np.asarray(image.resize((VIEW, VIEW), Image.Resampling.BILINEAR, box=box), np.float32)
-            for image in images
-            for box in boxes
-        ]
-    ).reshape(len(images) * len(boxes), -1)
-    views -= views.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(views, axis=1, keepdims=True)
-    return views / np.where(norms > 0, norms, 1)
-
-
-def thumbnail_match(first: np.ndarray, second: np.ndarray) -> float:
-    """How well two images' views (see `thumbnail_views`) align: the best correlation of
-    either whole image with any view of the other, from -1 to 1."""
-    return float(max((first @ second[0]).max(), (second @ first[0]).max()))
-
-
 def _confirmed(
     paths: list[Path],
     candidates: np.ndarray,
@@ -313,26 +265,24 @@ def _confirmed(
     cancel: Cancel,
 ) -> Generator[DuplicateProgress, None, np.ndarray]:
     """The candidate pairs whose thumbnails match; each image is decoded once."""
-    views: dict[int, np.ndarray | None] = {}
+    thumbnails: dict[int, Thumbnail | None] = {}
 
-    def views_of(i: int) -> np.ndarray | None:
-        if i not in views:
+    def thumbnail(i: int) -> Thumbnail | None:
+        if i not in thumbnails:
             try:
-                views[i] = thumbnail_views(paths[i]).astype(np.float16)
+                thumbnails[i] = read_thumbnail(paths[i])
             except ImageLoadError as error:
-                views[i] = None
+                thumbnails[i] = None
                 errors.setdefault(i, str(error))
-        return views[i]
+        return thumbnails[i]
 
     kept = np.zeros(len(candidates), bool)
     for at, (i, j) in enumerate(candidates.tolist()):
         if cancel is not None and cancel():
             break
-        first, second = views_of(i), views_of(j)
+        first, second = thumbnail(i), thumbnail(j)
         if first is not None and second is not None:
-            kept[at] = thumbnail_match(first.astype(np.float32), second.astype(np.float32)) >= (
-                min_match
-            )
+            kept[at] = picture_match(first, second) >= min_match
         if (at + 1) % 64 == 0 or at + 1 == len(candidates):
             yield DuplicateProgress("checking", at + 1, len(candidates))
     return candidates[kept]

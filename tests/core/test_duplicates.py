@@ -19,11 +19,10 @@ from fewshot_gui.core.duplicates import (
     find_duplicates,
     pipeline_embed,
     similar_pairs,
-    thumbnail_match,
-    thumbnail_views,
 )
 from fewshot_gui.core.jobs import CancelToken, drive
 from fewshot_gui.core.labeling import Labeler
+from fewshot_gui.core.picture_match import picture_match, read_thumbnail
 from tests.duplicate_images import DuplicateSet, write_duplicate_set
 
 
@@ -80,10 +79,10 @@ def test_the_thumbnail_check_is_what_separates_the_other_photo(
     )
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     assert float(unit[0] @ unit[1]) >= MIN_COSINE
-    views = thumbnail_views(photo)
-    assert thumbnail_match(views, thumbnail_views(other)) < 0.6
+    thumbnail = read_thumbnail(photo)
+    assert picture_match(thumbnail, read_thumbnail(other)) < 0.6
     for copy in duplicate_set.near_copies:
-        assert thumbnail_match(views, thumbnail_views(copy)) > 0.95, copy.name
+        assert picture_match(thumbnail, read_thumbnail(copy)) > 0.95, copy.name
 
 
 @pytest.mark.parametrize("rows", [3000, 5000])  # all with all; blocked into cells
