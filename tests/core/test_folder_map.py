@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fewshot_gui.core import folder_map as folder_map_module
 from fewshot_gui.core.folder_map import LAYOUT_STEPS, MapProgress, layout, map_seed, place
 from fewshot_gui.core.jobs import CancelToken, drive
 from fewshot_gui.core.map_image import CLASS_COLOURS, LEGEND_WIDTH, UNKNOWN_COLOUR, render_map
@@ -55,6 +56,19 @@ def test_the_same_files_give_the_same_map_in_any_order(laid_out) -> None:
     assert again.paths == folder_map.paths and again.seed == folder_map.seed
     np.testing.assert_array_equal(again.xy, folder_map.xy)
     assert map_seed(paths) != map_seed(paths[1:])
+
+
+def test_a_large_layout_fits_a_sample_and_places_the_rest(
+    laid_out, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, features, which, _ = laid_out
+    monkeypatch.setattr(folder_map_module, "LAYOUT_SAMPLE", 36)
+    sampled = drive(layout(paths, features))
+    assert sampled._fitted == 36 and sampled.xy.shape == (60, 2)
+    row_of = sampled.row_of()
+    xy = sampled.xy[[row_of[p] for p in paths]]
+    assert (which[nearest(xy, xy)] == which).all()  # the 24 placed ones join their cluster
+    np.testing.assert_array_equal(drive(layout(paths[::-1], features[::-1])).xy, sampled.xy)
 
 
 def test_cancel_stops_the_layout() -> None:
