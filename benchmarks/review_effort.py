@@ -22,7 +22,7 @@ Arms, on the same tasks:
 - propagate: pinned, plus label propagation of each correction's residual over the kNN graph
   of the rows near the corrections (`propagation.propagate_corrections` with `Propagation()`:
   the Labeler does not ship it, so `relabel_propagated` here runs the Labeler's steps with it);
-- reach: the previous default, `Spread(claim=False)`: pinned, plus each `unknown` correction
+- reach: the previous default, `Spread(claim=0)`: pinned, plus each `unknown` correction
   moving the boundary in for the rows among its 20 nearest, and each correction of a class
   with one example (a guessed threshold) widening that class's boundary out to it;
 - claim: the shipped default `Spread()`: reach, plus each `unknown` correction a labeled
@@ -63,7 +63,7 @@ ARMS = {  # each arm's `Labeler.spread`; propagate adds `relabel_propagated` to 
     "today": None,
     "pinned": None,
     "propagate": None,
-    "reach": Spread(claim=False),
+    "reach": Spread(claim=0),
     "claim": Spread(),
 }
 FAMILIES = {  # shot, draw (see `make_task`)

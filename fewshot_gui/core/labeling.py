@@ -18,6 +18,7 @@ from .corrections import (
     Evidence,
     Spread,
     as_prototypes,
+    claim_candidates,
     claim_clutter,
     claimed_rows,
     reach_boundary,
@@ -508,16 +509,16 @@ class Labeler:
                 verdict = widen_boundary(verdict, evidence, self._guessed)
             if spread.reach:
                 verdict = reach_boundary(verdict, evidence, spread.reach)
-            if spread.claim and bool((anchors.labels < 0).any()) and self._support_features:
+            candidates = claim_candidates(evidence, spread.claim)
+            if len(candidates) and self._support_features is not None:
                 examples = self.model.points(self._support_features[0])
-                to_examples = self._labeled.anchor_scores(
-                    self.model,
-                    self.model.anchor_scores,  # type: ignore[attr-defined]
-                    examples,
-                    rows,
-                    everything,
+                anchor_scores = self.model.anchor_scores  # type: ignore[attr-defined]
+                found = self._labeled.anchor_scores(
+                    self.model, anchor_scores, examples, candidates.tolist(), False
                 )[1]
-                verdict = claim_clutter(verdict, evidence, to_examples.min(1).values, self._guessed)
+                to_examples = torch.full_like(far, torch.inf)  # inf: no claim
+                to_examples[torch.from_numpy(candidates).to(far.device)] = found.min(1).values
+                verdict = claim_clutter(verdict, evidence, to_examples, self._guessed)
         return pinned, pinned_far, verdict
 
     def _anchors(self, rows: Sequence[int], everything: bool) -> _Anchors | None:

@@ -107,7 +107,7 @@ def test_an_unknown_correction_makes_unknown_only_nearby_rows_no_nearer_to_the_c
 ) -> None:
     support = SupportSet.from_mapping(labeling_task.support)
     paths = sorted(labeling_task.truth)
-    labeler = relabeled(glyph_model, support, [paths], 1e9, Spread(reach=4, claim=False))
+    labeler = relabeled(glyph_model, support, [paths], 1e9, Spread(reach=4, claim=0))
     before = labeler.relabel()
     assert not (before.label == -1).any()
     closest = int(np.argmin(before.novelty))  # the row nearest its class: all others are farther

@@ -9,7 +9,13 @@ import numpy as np
 import torch
 
 from fewshot_gui.core.checkpoint import load_model
-from fewshot_gui.core.corrections import Evidence, Spread, claim_clutter, widen_boundary
+from fewshot_gui.core.corrections import (
+    Evidence,
+    Spread,
+    claim_candidates,
+    claim_clutter,
+    widen_boundary,
+)
 from fewshot_gui.core.jobs import drive
 from fewshot_gui.core.labeling import UNKNOWN, Labeler, SupportSet
 from fewshot_gui.core.methods.protonet import class_means
@@ -173,6 +179,28 @@ def test_an_unknown_correction_claims_the_rows_it_is_the_nearest_labeled_image_o
     assert claimed([False, False], [-1, 0, 0, 0, 0, 0]) == [-1, 0, 0, 0, 0, 1]  # decided
 
 
+def test_an_unknown_correction_may_claim_only_its_nearest_rows_ties_included() -> None:
+    # Pins: `unknown` (column 0) and a class correction (column 1, never a reach).
+    distance = torch.tensor([[0.3, 0.0], [0.1, 9.0], [0.2, 9.0], [0.2, 9.0], [0.0, 9.0]])
+    usable = torch.tensor([True, True, True, True, False])
+    evidence = Evidence(
+        torch.zeros(5, 2),
+        torch.zeros(5),
+        distance,
+        torch.zeros(2, 2),
+        torch.zeros(2),
+        torch.tensor([-1, 0]),
+        usable,
+        1.0,
+    )
+    assert claim_candidates(evidence, 2).tolist() == [1, 2, 3]  # 2 and 3 tie second
+    assert claim_candidates(evidence, 1).tolist() == [1]  # row 4 is not usable
+    assert claim_candidates(evidence, 0).tolist() == []
+    assert claim_candidates(evidence, 99).tolist() == [0, 1, 2, 3]
+    class_only = evidence._replace(pin_labels=torch.tensor([0, 1]))
+    assert claim_candidates(class_only, 2).tolist() == []
+
+
 def clutter_task(root: Path) -> tuple[dict[str, list[Path]], list[Path], dict[Path, str]]:
     """Four glyph classes to label and a fifth, left out of the examples, as clutter."""
     task = make_labeling_task(root, classes=5)
@@ -240,7 +268,7 @@ def test_an_unknown_correction_pulls_its_look_alike_clutter_to_unknown(
     unknown[row] = True
     expected = np.where(unknown, -1, to_means.argmin(1).numpy())
     assert after.label.tolist() == expected.tolist()
-    labeler.spread = Spread(reach=0, claim=False)  # the correction as a prototype only
+    labeler.spread = Spread(reach=0, claim=0)  # the correction as a prototype only
     gained = np.flatnonzero((after.label == -1) & (labeler.relabel().label != -1))
     assert len(gained), "the correction should pull more of its clutter to unknown"
     assert all(truth[paths[i]] == UNKNOWN for i in gained)  # look-alike clutter only
@@ -261,5 +289,5 @@ def test_an_unknown_correction_claims_nothing_of_a_one_example_class(
     row = next(i for i, p in enumerate(paths) if truth[p] == UNKNOWN)
     labeler.set_corrections({paths[row]: UNKNOWN})
     claimed_labels = labeler.relabel().label
-    labeler.spread = Spread(claim=False)
+    labeler.spread = Spread(claim=0)
     assert claimed_labels.tolist() == labeler.relabel().label.tolist()
