@@ -66,12 +66,15 @@ def read_thumbnail(path: Path) -> Thumbnail:
     Raises:
         ImageLoadError: the file cannot be read as an image.
     """
-    rgb = thumbnail_array(path, DECODE_SIDE)
-    gray = Image.fromarray(rgb).convert("L").resize((SQUASHED, SQUASHED), Image.Resampling.BOX)
-    sharp = gray.filter(ImageFilter.GaussianBlur(0.6))
-    soft = gray.filter(ImageFilter.GaussianBlur(1.0))
-    turned = (sharp, *(sharp.rotate(angle, Image.Resampling.BILINEAR) for angle in TURNS))
-    softs = (soft, *(soft.rotate(angle, Image.Resampling.BILINEAR) for angle in TURNS))
+    gray = Image.fromarray(thumbnail_array(path, DECODE_SIDE)).convert("L")
+    # Turned before it is squashed: a turn in the picture's own proportions, as a copy's.
+    squares = [
+        image.resize((SQUASHED, SQUASHED), Image.Resampling.BOX)
+        for image in (gray, *(gray.rotate(angle, Image.Resampling.BILINEAR) for angle in TURNS))
+    ]
+    turned = tuple(square.filter(ImageFilter.GaussianBlur(0.6)) for square in squares)
+    softs = [square.filter(ImageFilter.GaussianBlur(1.0)) for square in squares]
+    sharp = turned[0]
     views = np.stack([_pixels(image, VIEW, box).ravel() for image in softs for box in _BOXES])
     whole = _pixels(sharp, FINE, _BOXES[0]).ravel()
     return Thumbnail(turned, _unit_rows(views).astype(np.float16), _unit_rows(whole))
