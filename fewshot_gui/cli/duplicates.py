@@ -8,10 +8,8 @@ import os
 from pathlib import Path
 
 from ..core.checkpoint import DEFAULT_MODEL
-from ..core.devices import DEVICE_CHOICES
-from ..core.engines import ENGINE_CHOICES
 from ..core.errors import ConfigError, ExportError
-from .label import MAX_BATCH_SIZE, measure_in_child
+from .label import MAX_BATCH_SIZE, add_model_options, open_labeler
 from .progress import ProgressBar, drive_with, interrupt_cancels, say
 
 CSV_FIELDS = ("group", "path")
@@ -35,12 +33,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace --out if it exists (default: refuse)"
     )
     command.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help=f"whose features find candidates (default {DEFAULT_MODEL}); the embeddings "
-        "`fewshot label` cached with it are reused",
-    )
-    command.add_argument(
         "--min-cosine",
         type=float,
         default=duplicates.MIN_COSINE,
@@ -54,14 +46,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="aligned gray thumbnails correlating at least this are copies "
         f"(default {duplicates.MIN_MATCH}); lower finds harder edits and more false copies",
     )
-    command.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    command.add_argument(
-        "--engine", choices=ENGINE_CHOICES, default="auto", help="as for `fewshot label`"
-    )
-    command.add_argument("--batch-size", type=int, help="images per batch, as for `fewshot label`")
-    command.add_argument(
-        "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
-    )
+    add_model_options(command)  # the embeddings `fewshot label` cached with --model serve
     command.set_defaults(run=run_duplicates)
 
 
@@ -96,32 +81,18 @@ def write_groups(groups: list[list[Path]], out: Path) -> None:
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
-    from ..core.checkpoint import load_model
     from ..core.duplicates import DuplicateProgress, find_duplicates, pipeline_embed
     from ..core.images import iter_image_files
     from ..core.jobs import CancelToken
-    from ..core.labeling import Labeler
-    from ..core.paths import cache_dir
 
     check_out(args.out, args.overwrite)
     if args.batch_size is not None and not 1 <= args.batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"--batch-size must be 1 to {MAX_BATCH_SIZE}, not {args.batch_size}")
     files = list(iter_image_files(args.images))
-    loaded = load_model(args.model)
-    labeler = Labeler(
-        loaded,
-        device=args.device,
-        cache_dir=None if args.no_cache else cache_dir(),
-        batch_size=args.batch_size,
-        engine=args.engine,
-    )
-    if labeler.engine_choice.measure_later:
-        measured = measure_in_child(loaded, args, labeler.batch_size)
-        if measured is None:
-            say("stopped before searching: nothing was written")
-            return 130
-        labeler.use_engine(measured)
-    say(f"model {loaded.name} on {labeler.device_name}, engine {labeler.engine_reason}")
+    labeler = open_labeler(args, args.model or DEFAULT_MODEL)
+    if labeler is None:
+        say("stopped before searching: nothing was written")
+        return 130
     bars: dict[str, ProgressBar] = {}
 
     def on_progress(event: DuplicateProgress) -> None:
