@@ -75,8 +75,10 @@ def assert_drawn(window, plot) -> None:
     screen = on_screen(plot, plot.xy)
     apart = np.hypot(*(screen[:, None, :] - screen[None, :, :]).transpose(2, 0, 1))
     np.fill_diagonal(apart, np.inf)
-    alone = np.flatnonzero((apart.min(1) > 8) & ~plot.examples)
-    assert len(alone) >= 5
+    # A point's stamp reaches 4 pixels; an example's diamond 6.
+    near_example = apart[:, plot.examples].min(1) if plot.examples.any() else apart.min(1)
+    alone = np.flatnonzero((apart.min(1) > 5) & (near_example > 7) & ~plot.examples)
+    assert len(alone) >= 3
     for row in alone:
         at = plot.viewport().mapTo(window, QPoint(*np.rint(screen[row]).astype(int)))
         pixel = image.pixelColor(at)
@@ -135,6 +137,14 @@ def test_a_rectangle_makes_a_new_class_in_one_undoable_edit(
 
     stack.undo()
     assert window.classes.names() == ["circle", "square"] and labels(window) == before
+
+    # A new example from elsewhere is placed on the map; nothing already there moves.
+    new = pattern_class(tmp_path / "more", seed=2, count=1, start=500)
+    window.editor.add_examples({"square": new})
+    qtbot.waitUntil(lambda: len(dock.folder_map) == 31, timeout=TIMEOUT)
+    placed = dock.folder_map
+    assert placed.paths[:30] == folder_map.paths and placed.paths[30] == new[0]
+    np.testing.assert_array_equal(placed.xy[:30], folder_map.xy)
 
 
 def test_a_lasso_marks_unknown_and_clicks_pick_in_the_grid(
