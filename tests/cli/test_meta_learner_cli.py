@@ -11,7 +11,7 @@ from fewshot_gui.cli import main
 @pytest.mark.parametrize(
     "method, extra",
     [
-        ("meta-lstm", ["--inner-steps", "1", "--test-inner-steps", "2", "--inner-lr", "0.01"]),
+        ("meta-lstm", ["--inner-steps", "1", "--test-inner-steps", "1", "--inner-lr", "0.01"]),
         ("metanet", []),
     ],
 )

@@ -18,7 +18,7 @@ from fewshot_gui.core.training import meta_train
 from tests.conftest import LabelingTask, make_glyph_dataset
 
 CONFIGS = {
-    "meta-lstm": ModelConfig(method="meta-lstm", inner_steps=1, test_inner_steps=2, inner_lr=0.01),
+    "meta-lstm": ModelConfig(method="meta-lstm", inner_steps=1, test_inner_steps=1, inner_lr=0.01),
     "metanet": ModelConfig(method="metanet"),
 }
 
