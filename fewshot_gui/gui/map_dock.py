@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QDockWidget
 
 from fewshot_gui.core.folder_map import FolderMap, MapProgress
-from fewshot_gui.gui.map_view import MapPanel, paths_rows
 from fewshot_gui.gui.results_panel import ResultsPanel
 from fewshot_gui.workers.labeling_client import LabelingClient
 from fewshot_gui.workers.map_jobs import MapJobs
 
 if TYPE_CHECKING:
     from fewshot_gui.gui.main_window import MainWindow
+    from fewshot_gui.gui.map_view import MapPanel
 
 REFRESH_MS = 300  # results arrive in bursts: the map looks again once they settle
 RECOLOUR_MS = 30  # after an edit has reached the results model
@@ -51,8 +52,7 @@ class MapDock(QDockWidget):
         super().__init__("Map", window)
         self.setObjectName("map-dock")
         self.window_ = window
-        self.panel = MapPanel(window.thumbnails, self)
-        self.setWidget(self.panel)
+        self._panel: MapPanel | None = None  # built when first shown: pyqtgraph loads then
         self.folder_map: FolderMap | None = None
         self.jobs: MapJobs | None = None
         self._client: LabelingClient | None = None
@@ -76,12 +76,28 @@ class MapDock(QDockWidget):
         window.editor.changed.connect(self._recolour_timer.start)
         window.editor.changed.connect(self._refresh_timer.start)  # new examples to place
         self.visibilityChanged.connect(lambda shown: shown and self._refresh_timer.start())
-        self.panel.correctRequested.connect(window.editor.correct)
-        self.panel.pathClicked.connect(lambda path: select_in_grid(window.results_panel, path))
         grid = window.results_panel.view.selectionModel()
         grid.selectionChanged.connect(self._grid_timer.start)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self)
         self.hide()
+
+    @property
+    def panel(self) -> MapPanel:
+        """The map and its tools, built on first use: importing pyqtgraph took 0.8 s of the
+        window's start-up (load 6) for a view most launches never open."""
+        if self._panel is None:
+            from fewshot_gui.gui.map_view import MapPanel
+
+            window = self.window_
+            self._panel = MapPanel(window.thumbnails, self)
+            self._panel.correctRequested.connect(window.editor.correct)
+            self._panel.pathClicked.connect(lambda path: select_in_grid(window.results_panel, path))
+            self.setWidget(self._panel)
+        return self._panel
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self.panel  # noqa: B018 (built before the dock paints)
+        super().showEvent(event)
 
     def start(self, client: LabelingClient) -> None:
         self._client = client
@@ -117,7 +133,9 @@ class MapDock(QDockWidget):
 
     def recolour(self) -> None:
         """Colours from the current labels and examples; the layout stays."""
-        paths = self.panel.paths
+        if self._panel is None:
+            return
+        paths = self._panel.paths
         if not paths:
             return
         window = self.window_
@@ -135,9 +153,11 @@ class MapDock(QDockWidget):
         self._show_grid_selection()
 
     def _show_grid_selection(self) -> None:
-        if self.folder_map is not None:
+        if self.folder_map is not None and self._panel is not None:
+            from fewshot_gui.gui.map_view import paths_rows  # loaded with the panel
+
             selected = self.window_.results_panel.selected_paths()
-            self.panel.show_selection(paths_rows(selected, self._row_of))
+            self._panel.show_selection(paths_rows(selected, self._row_of))
 
     def _on_progress(self, progress: MapProgress) -> None:
         percent = 100 * progress.done // max(progress.total, 1)

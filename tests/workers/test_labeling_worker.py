@@ -170,6 +170,7 @@ def test_shutdown_waits_for_a_running_job(qtbot, pattern_class, tiny_model, supp
 
 
 def test_the_window_paints_before_torch_is_imported(tmp_path):
+    # pyqtgraph too: only the map uses it, and it loads when the map is first shown.
     code = f"""
 import sys
 from PySide6.QtCore import QSettings
@@ -181,7 +182,7 @@ window = MainWindow(QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniF
 window.show()
 app.processEvents()
 assert not window.grab().isNull()
-sys.exit(3 if "torch" in sys.modules else 0)
+sys.exit(3 if "torch" in sys.modules else 4 if "pyqtgraph" in sys.modules else 0)
 """
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_DATA_HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", code], check=False, env=env, timeout=60)
