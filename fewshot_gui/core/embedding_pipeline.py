@@ -19,7 +19,6 @@ from .embedding_cache import EmbeddingCache, FileKey
 from .engines import Engine, embed_stream
 from .errors import ImageLoadError
 from .images import image_identity
-from .jobs import long_lived_objects
 from .paths import safe_file_stem
 from .transforms import pixels_for
 
@@ -90,8 +89,7 @@ class EmbeddingPipeline:
         Each file is looked up in memory, then on disk, by its identity (path, size, mtime);
         only misses are read and run through the encoder.
         """
-        with long_lived_objects():
-            keys, known = self._look_up(paths)
+        keys, known = self._look_up(paths)
 
         with ThreadPoolExecutor(self.decode_threads, thread_name_prefix="decode") as pool:
             decoded = self._decoded(paths, keys, known, pool, cancel)

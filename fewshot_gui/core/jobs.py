@@ -1,12 +1,9 @@
-"""Cancel tokens, the driver that runs a core generator to its result, and the collector
-pause for passes that build many long-lived objects."""
+"""Cancel tokens and the driver that runs a core generator to its result."""
 
 from __future__ import annotations
 
-import gc
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 Event = TypeVar("Event")
@@ -41,23 +38,3 @@ def drive(
             return stop.value
         if on_event is not None:
             on_event(event)
-
-
-@contextmanager
-def long_lived_objects() -> Iterator[None]:
-    """Build many objects that live on (a folder's 100,000 paths, their stat keys) without
-    Python's cyclic collector passing over the whole heap while they are made.
-
-    Each such pass holds the GIL for the whole heap: two of 115 and 153 ms froze the window
-    while a worker walked 100,000 files. The collector is off for the block; what it built
-    is then frozen (`gc.freeze`), so later passes skip it too. Objects freed by reference
-    count are freed as ever; only reference cycles left unreachable inside the block stay.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if enabled:
-            gc.enable()

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from fewshot_gui.core.errors import FewShotError
 from fewshot_gui.core.images import iter_image_files
-from fewshot_gui.core.jobs import CancelToken, long_lived_objects
+from fewshot_gui.core.jobs import CancelToken
 from fewshot_gui.workers.stepping import SteppedJob
 
 # At most this many progress signals a second; predictions travel in batches between them.
@@ -238,15 +238,14 @@ class LabelingWorker(QObject):
         if token.cancelled or not self._require_model("label", gen):
             return
         try:
-            with long_lived_objects():
-                paths = list(
-                    takewhile(
-                        # 100,000 files take seconds to walk; a cancelled run still
-                        # ends with its summary (marked cancelled), as the client promises.
-                        lambda _: not token.cancelled,
-                        iter_image_files(target) if isinstance(target, Path) else target,
-                    )
+            paths = list(
+                takewhile(
+                    # 100,000 files take seconds to walk; a cancelled run still ends
+                    # with its summary (marked cancelled), as the client promises.
+                    lambda _: not token.cancelled,
+                    iter_image_files(target) if isinstance(target, Path) else target,
                 )
+            )
             self._labeler.forget()  # a new run replaces the results of the last one
             job = self._labeler.label(paths, token)
         except Exception as error:
