@@ -35,8 +35,20 @@ def mapped(qtbot, window, pattern_class, tmp_path: Path) -> list[Path]:
         lambda: window.results.rowCount() == 24 and not window.client.labeling, timeout=TIMEOUT
     )
     window.map_dock.show()
-    qtbot.waitUntil(lambda: window.map_dock.folder_map is not None, timeout=TIMEOUT)
+    dock = window.map_dock
+    shown = None
+    while shown is None or dock.folder_map is not shown:  # the last layout, not the first
+        shown = dock.folder_map
+        qtbot.waitUntil(lambda: settled(dock), timeout=TIMEOUT)
+        qtbot.wait(500)  # a placement the first map asked for may follow it
     return folder
+
+
+def settled(dock) -> bool:
+    """A map is shown and nothing is on its way that could lay it out or place points again
+    (a later map has other rows than the one a test read its points from)."""
+    busy = dock.jobs is None or dock.jobs.busy or dock._refresh_timer.isActive()
+    return dock.folder_map is not None and not busy
 
 
 def drag(qtbot, plot, points: list[QPoint]) -> None:
@@ -164,7 +176,11 @@ def test_a_lasso_marks_unknown_and_clicks_pick_in_the_grid(
     # And the grid's selection shows on the map.
     qtbot.waitUntil(lambda: plot.selection.tolist() == [target], timeout=TIMEOUT)
 
-    # A lasso: a small square drawn around one image's point sweeps what lies in it.
+    # A lasso: a small square drawn around one image's point sweeps what lies in it (on the
+    # map as it is now: showing the pick in the grid may have had new points placed).
+    qtbot.waitUntil(lambda: settled(dock), timeout=TIMEOUT)
+    picked, folder_map = folder_map.paths[target], dock.folder_map
+    target = folder_map.row_of()[picked]
     screen = on_screen(plot, folder_map.xy)
     cx, cy = np.rint(screen[target])
     dock.panel.mode_buttons.buttons()[2].click()  # Lasso
