@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.checkpoint import DEFAULT_MODEL
-from ..core.devices import DEVICE_CHOICES
-from ..core.engines import ENGINE_CHOICES
 from ..core.errors import ConfigError
-from .label import UNKNOWN_HELP, measure_in_child, resolve_inputs
+from .label import (
+    add_model_options,
+    add_support_options,
+    check_batch_size,
+    open_labeler,
+    resolve_inputs,
+)
 from .progress import ProgressBar, drive_with, interrupt_cancels, say
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -26,32 +29,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "example out in 2-D by its embedding (t-SNE), and draw the map to --out: one point per "
         "image coloured by its label, unknown grey, examples as outlined diamonds.",
     )
-    support = command.add_mutually_exclusive_group(required=True)
-    support.add_argument("--support", type=Path, help="one subfolder of examples per class")
-    support.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        metavar="NAME=FILE,FILE",
-        help="a class and its example files (repeat for each class)",
-    )
-    support.add_argument("--session", type=Path, help="a session the app saved (.fewshot.json)")
-    command.add_argument("--images", type=Path, help="folder to map (recursive)")
+    add_support_options(command, required=True)
     command.add_argument("--out", type=Path, required=True, help="the picture: .png, .jpg, .webp")
-    command.add_argument(
-        "--corrections", type=Path, help="CSV path,label pinning images, as for `fewshot label`"
-    )
-    command.add_argument("--model", help=f"default: the session's, else {DEFAULT_MODEL}")
-    command.add_argument("--unknown", help=UNKNOWN_HELP)
     command.add_argument("--size", type=int, default=1600, help="width in pixels (default 1600)")
-    command.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    command.add_argument(
-        "--engine", choices=ENGINE_CHOICES, default="auto", help="as for `fewshot label`"
-    )
-    command.add_argument("--batch-size", type=int, help="images per batch, as for `fewshot label`")
-    command.add_argument(
-        "--no-cache", action="store_true", help="do not cache embeddings or engine exports on disk"
-    )
+    add_model_options(command)
     command.set_defaults(run=run_map)
 
 
@@ -69,33 +50,22 @@ def check_out(out: Path, size: int) -> None:
 
 
 def run_map(args: argparse.Namespace) -> int:
-    from ..core.checkpoint import load_model
     from ..core.duplicates import pipeline_embed
     from ..core.folder_map import LAYOUT_STEPS, MapProgress, gather_features, layout
     from ..core.images import iter_image_files
     from ..core.jobs import CancelToken
-    from ..core.labeling import Labeler, LabelProgress
+    from ..core.labeling import LabelProgress
     from ..core.map_image import render_map
-    from ..core.paths import cache_dir
     from ..core.predictions import ERROR_INDEX
 
     check_out(args.out, args.size)
+    check_batch_size(args)
     support, images, corrections, unknown, model = resolve_inputs(args)
     files = list(iter_image_files(images))
-    loaded = load_model(model)
-    labeler = Labeler(
-        loaded,
-        device=args.device,
-        cache_dir=None if args.no_cache else cache_dir(),
-        batch_size=args.batch_size,
-        engine=args.engine,
-    )
+    labeler = open_labeler(args, model)
+    if labeler is None:
+        return 130
     labeler.set_unknown(unknown)
-    if labeler.engine_choice.measure_later:
-        measured = measure_in_child(loaded, args, labeler.batch_size)
-        if measured is None:
-            return 130
-        labeler.use_engine(measured)
     drive_with(labeler.set_support(support), {})
     labeler.set_corrections(corrections)
     token = CancelToken()
